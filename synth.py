@@ -1,0 +1,171 @@
+"""Stage 1: tasks -> the MM-HELIX benchmark and training pools (records + images).
+
+    python synth.py                                # data/bench/: 42 tasks x 5 levels x 6 = 1,260
+    python synth.py --split train --count 100      # data/train/: disjoint from the benchmark
+    python synth.py --tasks sudoku,maze --levels 1,5 --count 2 --out /tmp/demo
+    python synth.py --gallery gallery.png          # every renderer at levels 1 and 5, one sheet
+
+An instance is a pure function of (task, level, seed): the benchmark takes seeds from 0 and
+the training pool from 1,000,000, and each (task, level) walks its seeds in order, skipping
+any instance whose public state was already taken (no duplicates in a split) or belongs to
+the benchmark (no overlap: the benchmark's states are recomputed, and those in --exclude,
+default data/bench/records.jsonl, are read). Output: `records.jsonl` (one record a line, the
+official field names plus ours) and `images/<id>.png`. Work is spread over processes by
+(task, level); the output does not depend on the number of processes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+
+import tasks
+from tasks import LEVELS, TASKS, make_record, read_records, state_of
+
+SPLITS = {"bench": 0, "train": 1_000_000}   # first seed of each split
+BENCH_COUNT = 6                              # per task and level, as in the paper
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--split", choices=sorted(SPLITS), default="bench",
+                   help="bench (the 1,260-instance benchmark) or train (a pool disjoint from it)")
+    p.add_argument("--out", default=None, help="output folder (default data/<split>)")
+    p.add_argument("--tasks", default="all", help="comma-separated task names (ours or official)")
+    p.add_argument("--levels", default="1,2,3,4,5", help="comma-separated levels")
+    p.add_argument("--count", type=int, default=BENCH_COUNT, help="instances per task and level")
+    p.add_argument("--seed", type=int, default=None, help="first seed (default: the split's)")
+    p.add_argument("--exclude", default="data/bench/records.jsonl",
+                   help="records whose states the train split must avoid (if the file exists)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
+    p.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
+    p.add_argument("--gallery", default=None, metavar="FILE.png",
+                   help="draw one image per task at levels 1 and 5 into FILE.png and exit")
+    a = p.parse_args(argv)
+    a.out = a.out or os.path.join("data", a.split)
+    a.seed = SPLITS[a.split] if a.seed is None else a.seed
+    a.levels = [int(x) for x in a.levels.split(",")]
+    bad = [lv for lv in a.levels if lv not in LEVELS]
+    if bad:
+        p.error(f"--levels: {bad} not in {list(LEVELS)}")
+    names = list(TASKS) if a.tasks == "all" else [x.strip() for x in a.tasks.split(",") if x.strip()]
+    try:
+        a.tasks = [tasks.get(n).name for n in names]
+    except KeyError as e:
+        p.error(f"--tasks: {e.args[0]}")
+    return a
+
+
+def select(task, level, first_seed, count, avoid):
+    """Walk seeds from `first_seed` and keep the first `count` instances whose public state
+    is new and not in `avoid` (a set of canonical hashes). Deterministic."""
+    got, seen, seed = [], set(avoid), first_seed
+    limit = first_seed + 50 * count + 100
+    while len(got) < count:
+        if seed >= limit:
+            raise RuntimeError(f"{task.name} level {level}: only {len(got)} distinct instances "
+                               f"among seeds {first_seed}..{limit - 1}; ask for fewer")
+        inst = task.generate(level, seed)
+        h = task.canonical(inst.state)
+        if h not in seen:
+            seen.add(h)
+            got.append(inst)
+        seed += 1
+    return got
+
+
+def build(job):
+    """One (task, level): select instances, render and save images, return records."""
+    name, level, a, exclude = job
+    task = TASKS[name]
+    t0 = time.perf_counter()
+    avoid = set(exclude)
+    if a.split != "bench":  # the benchmark's own states, recomputed: no overlap by construction
+        avoid |= {task.canonical(i.state) for i in select(task, level, SPLITS["bench"], BENCH_COUNT, ())}
+    records = []
+    for inst in select(task, level, a.seed, a.count, avoid):
+        rid = f"{task.name}-L{inst.level}-{inst.seed}"
+        paths = []
+        if not a.no_images:
+            imgs = task.render(inst.state)
+            for k, img in enumerate(imgs):
+                rel = f"images/{rid}.png" if len(imgs) == 1 else f"images/{rid}_{k}.png"
+                # fast zlib level: PNG encoding dominated the time at the default level
+                img.save(os.path.join(a.out, rel), "PNG", compress_level=1)
+                paths.append(rel)
+        records.append(make_record(task, inst, paths))
+    return name, level, records, time.perf_counter() - t0
+
+
+def excluded_hashes(a) -> dict[str, set]:
+    out = {}
+    if a.split == "bench" or not a.exclude or not os.path.exists(a.exclude):
+        return out
+    records, errors = read_records(a.exclude)
+    for e in errors:
+        print(f"warning: {e}", file=sys.stderr)
+    for r in records:
+        t = tasks.task_of(r)
+        out.setdefault(t.name, set()).add(t.canonical(state_of(r, t)))
+    return out
+
+
+def gallery(path):
+    from PIL import Image, ImageDraw
+    from tasks.draw import font
+    cell, cols = 300, 6
+    items = [(t, lv) for t in TASKS.values() for lv in (1, 5)]
+    rows = (len(items) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * cell, rows * (cell + 24)), "white")
+    d = ImageDraw.Draw(sheet)
+    for k, (t, lv) in enumerate(items):
+        img = t.render(t.generate(lv, 0).state)[0]
+        img.thumbnail((cell - 8, cell - 8))
+        x, y = (k % cols) * cell, (k // cols) * (cell + 24)
+        d.text((x + 4, y + 2), f"{t.name} L{lv}", font=font(16), fill="black")
+        sheet.paste(img, (x + 4, y + 24))
+    sheet.save(path)
+    print(f"wrote {path}: {len(items)} images of {len(TASKS)} tasks", file=sys.stderr)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    if a.gallery:
+        return gallery(a.gallery)
+    os.makedirs(os.path.join(a.out, "images"), exist_ok=True)
+    exclude = excluded_hashes(a)
+    jobs = [(n, lv, a, exclude.get(n, set())) for n in a.tasks for lv in a.levels]
+    t0 = time.perf_counter()
+    results = {}
+    with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(max(1, a.workers)) as pool:
+        for k, (name, level, recs, sec) in enumerate(pool.imap_unordered(build, jobs), 1):
+            results[(name, level)] = (recs, sec)
+            print(f"\r[{k}/{len(jobs)}] {name} L{level}: {len(recs)} in {sec:.2f}s   ",
+                  end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    wall = time.perf_counter() - t0
+    tmp = os.path.join(a.out, "records.jsonl.tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for name in a.tasks:  # registry order, then level, then seed: independent of workers
+            for lv in a.levels:
+                for r in results[(name, lv)][0]:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                    n += 1
+    os.replace(tmp, os.path.join(a.out, "records.jsonl"))
+    print(f"{'task':<22}{'group':<12}{'count':>7}{'seconds':>10}", file=sys.stderr)
+    for name in a.tasks:
+        cnt = sum(len(results[(name, lv)][0]) for lv in a.levels)
+        sec = sum(results[(name, lv)][1] for lv in a.levels)
+        print(f"{name:<22}{TASKS[name].group:<12}{cnt:>7}{sec:>10.2f}", file=sys.stderr)
+    print(f"wrote {n} records to {a.out}/records.jsonl in {wall:.1f}s: "
+          f"{n / max(wall, 1e-9):.1f} instances/s with {a.workers} processes", file=sys.stderr)
+    return n
+
+
+if __name__ == "__main__":
+    main()
