@@ -1,0 +1,405 @@
+"""Stage 2: SERG (Step-Elicited Response Generation): verified reflective traces for SFT/AHPO.
+
+    python elicit.py                                    # rule-based CoT from the solver skeletons
+    python elicit.py --rewriter endpoint --url http://localhost:8000/v1 --endpoint-model Qwen3-235B-A22B
+    python elicit.py --rewriter model --model /ckpt/Qwen2.5-7B-Instruct --attempts 4
+
+For each training instance (data/train/records.jsonl, written by `synth.py --split train`):
+  1. the task's solver gives a skeleton: the rules, the state as read, the intermediate states
+     ("anchors"), the dead ends it really hit and its backtracks, a check, the answer;
+  2. a rewriter turns it into reasoning: `none` writes the skeleton out as plain step-by-step
+     text (the paper's rule-based CoT ablation); `model`/`endpoint` ask a language model to
+     rewrite it into natural reflective reasoning that keeps every anchor (the paper used
+     Qwen3-235B), as `<think>...</think>` and the boxed answer;
+  3. the trace is kept only if its extracted final answer passes the task's verifier.
+Rewrites that fail are retried up to --attempts times (the paper kept 99.8% at pass@16).
+
+Writes data/traces.jsonl (the record + `messages` for sft.py with images by path relative
+to the traces file, `trace`, `rewriter`, `n_tokens`, `verified`), data/traces.rejects.jsonl
+(what was rejected and why) and data/traces_report.md (per task: kept, rejected by reason,
+mean length). A rerun skips instances already kept or rejected; rewriter errors (network,
+timeouts) are not recorded, so a rerun retries them; endpoint replies are cached on disk so
+a rerun never pays twice for the same request.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import tasks
+from tasks import build_prompt, extract_answer, read_records, record_images, state_of
+from tasks.base import ANCHOR_KINDS
+
+REWRITE_SYSTEM = (
+    "You turn a solver's terse working into the reasoning of a careful person solving the "
+    "problem for the first time. Think out loud in the first person. Keep every intermediate "
+    "state the solver reached (the lines marked ANCHOR) with its exact values, in order. Where "
+    "the solver hit a dead end and went back, show the doubt, the check that fails and the "
+    "change of plan. Add brief moments of self-checking (re-reading a rule, verifying a step). "
+    "Do not mention a solver, a skeleton or these instructions.")
+
+REWRITE_USER = """Problem:
+{question}
+
+Solver's working, step by step:
+{steps}
+
+Required final answer (exactly this, in the required format):
+{answer}
+
+Write the reasoning inside <think> ... </think>, then give the final answer once more after
+</think> as \\boxed{{...}}, written exactly in the required format."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", default="data/train/records.jsonl", help="training pool")
+    p.add_argument("--out", default="data/traces.jsonl", help="traces file (report and rejects beside it)")
+    p.add_argument("--rewriter", choices=("none", "model", "endpoint"), default="none")
+    p.add_argument("--text-only", action="store_true", help="use the text questions in `messages`")
+    p.add_argument("--attempts", type=int, default=None,
+                   help="rewrites tried per instance until one verifies (default 1 for none, 4 otherwise)")
+    p.add_argument("--max-trace-tokens", type=int, default=16384, help="longer traces are rejected")
+    p.add_argument("--limit", type=int, default=0, help="only the first N records")
+    p.add_argument("--temperature", type=float, default=0.7, help="rewriter sampling temperature")
+    p.add_argument("--max-new-tokens", type=int, default=8192, help="rewriter budget")
+    # local model
+    p.add_argument("--model", default=None, help="[model] checkpoint folder of the rewriter")
+    p.add_argument("--batch-size", type=int, default=8, help="[model] prompts per batch")
+    p.add_argument("--device", default=None)
+    # endpoint
+    p.add_argument("--url", default=None, help="[endpoint] base URL, e.g. http://host:8000/v1")
+    p.add_argument("--endpoint-model", default="default", help="[endpoint] model name to ask for")
+    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""), help="[endpoint]")
+    p.add_argument("--concurrency", type=int, default=16, help="[endpoint] requests in flight")
+    p.add_argument("--timeout", type=float, default=600.0, help="[endpoint] seconds per request")
+    p.add_argument("--retries", type=int, default=4, help="[endpoint] retries per request")
+    p.add_argument("--backoff", type=float, default=2.0, help="[endpoint] first retry delay, doubled each time")
+    p.add_argument("--cache", default=None, help="[endpoint] reply cache (default: <out>.cache.jsonl)")
+    a = p.parse_args(argv)
+    if a.attempts is None:
+        a.attempts = 1 if a.rewriter == "none" else 4
+    if a.rewriter == "endpoint" and not a.url:
+        p.error("--rewriter endpoint needs --url")
+    if a.rewriter == "model" and not a.model:
+        p.error("--rewriter model needs --model")
+    a.cache = a.cache or re.sub(r"\.jsonl$", "", a.out) + ".cache.jsonl"
+    return a
+
+
+# ---- skeleton -> text -----------------------------------------------------------------------
+def n_tokens(text: str) -> int:
+    """Approximate token count (words and punctuation marks), tokenizer-free."""
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+def skeleton_text(steps) -> str:
+    """The skeleton as reasoning (rewriter `none`): rules, reading, steps, check, answer."""
+    out, k = [], 0
+    for s in steps:
+        kind, text = s["kind"], s["text"]
+        if kind == "rule":
+            out.append(f"Rule: {text}")
+        elif kind == "read":
+            out.append(f"Reading the problem: {text}")
+        elif kind == "step":
+            k += 1
+            out.append(f"Step {k}: {text}")
+        elif kind == "backtrack":
+            out.append(f"Wait, this leads nowhere: {text} Going back.")
+        elif kind == "check":
+            out.append(f"Let me check: {text}")
+        elif kind == "answer":
+            out.append(f"So the final answer is:\n{text}")
+    return "\n".join(out)
+
+
+def skeleton_for_prompt(steps) -> str:
+    lines = []
+    for s in steps:
+        tag = "ANCHOR " if s["kind"] in ANCHOR_KINDS else ""
+        lines.append(f"- [{tag}{s['kind']}] {s['text']}")
+    return "\n".join(lines)
+
+
+def assemble(reasoning: str, answer: str) -> str:
+    return f"<think>\n{reasoning}\n</think>\n\n\\boxed{{{answer}}}"
+
+
+def normalise_reply(content: str, reasoning: str | None = None) -> str:
+    """Servers that split thinking out (`reasoning_content`) get it put back in <think>."""
+    content = content or ""
+    if reasoning and "<think>" not in content:
+        content = f"<think>\n{reasoning.strip()}\n</think>\n\n{content.strip()}"
+    if "<think>" not in content and "</think>" in content:
+        content = "<think>\n" + content
+    return content
+
+
+# ---- rewriters ------------------------------------------------------------------------------
+class EndpointRewriter:
+    """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...), standard library only."""
+
+    def __init__(self, a):
+        self.a, self.lock = a, threading.Lock()
+        self.cache, self.hits, self.calls, self.retried = {}, 0, 0, 0
+        if os.path.exists(a.cache):
+            with open(a.cache, encoding="utf-8") as f:
+                for i, line in enumerate(f, 1):
+                    try:
+                        obj = json.loads(line)
+                        self.cache[obj["key"]] = obj["reply"]
+                    except (ValueError, KeyError, TypeError):
+                        print(f"warning: {a.cache}:{i}: unreadable cache line ignored", file=sys.stderr)
+
+    def request(self, messages, attempt):
+        a = self.a
+        payload = {"model": a.endpoint_model, "messages": messages, "temperature": a.temperature,
+                   "max_tokens": a.max_new_tokens, "seed": attempt}
+        key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        with self.lock:
+            if key in self.cache:
+                self.hits += 1
+                return self.cache[key]
+        url = a.url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        if a.api_key:
+            headers["Authorization"] = f"Bearer {a.api_key}"
+        last = None
+        for k in range(a.retries + 1):
+            if k:
+                with self.lock:
+                    self.retried += 1
+                time.sleep(a.backoff * 2 ** (k - 1) * (1 + 0.1 * random.random()))
+            try:
+                with self.lock:
+                    self.calls += 1
+                req = urllib.request.Request(url, json.dumps(payload).encode(), headers)
+                with urllib.request.urlopen(req, timeout=a.timeout) as r:
+                    body = json.loads(r.read().decode("utf-8"))
+                msg = body["choices"][0]["message"]
+                reply = normalise_reply(msg.get("content") or "", msg.get("reasoning_content"))
+                break
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+                if e.code < 500 and e.code != 429:
+                    raise RuntimeError(f"endpoint refused the request: {last}") from None
+            except (urllib.error.URLError, TimeoutError, OSError, ValueError, KeyError,
+                    IndexError, TypeError) as e:
+                last = f"{type(e).__name__}: {e}"
+        else:
+            raise RuntimeError(f"endpoint failed after {a.retries + 1} tries: {last}")
+        with self.lock:
+            self.cache[key] = reply
+            with open(a.cache, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+        return reply
+
+    def rewrite_many(self, jobs):
+        """jobs: [(key, messages, attempt)] -> yields (key, reply or None, error or None)."""
+        with ThreadPoolExecutor(self.a.concurrency) as ex:
+            futs = {ex.submit(self.request, m, att): key for key, m, att in jobs}
+            for fu in as_completed(futs):
+                try:
+                    yield futs[fu], fu.result(), None
+                except Exception as e:  # reported and retried on the next run, never fatal
+                    yield futs[fu], None, str(e)
+
+
+class ModelRewriter:
+    """A local model run with the project's own sampler (vlm.sample), in batches."""
+
+    def __init__(self, a):
+        import vlm
+        self.a, self.vlm = a, vlm
+        self.model, self.proc = vlm.load(a.model, device=a.device)
+        self.tokenizer = self.proc.tokenizer
+
+    def rewrite_many(self, jobs):
+        import torch
+        a = self.a
+        for b in range(0, len(jobs), a.batch_size):
+            chunk = jobs[b:b + a.batch_size]
+            batch = self.vlm.prompt_batch(self.proc, [m for _, m, _ in chunk])
+            with torch.no_grad():
+                out = self.vlm.sample(self.model, self.proc, batch, n=1, max_new_tokens=a.max_new_tokens,
+                                      temperature=a.temperature, seed=1000 * chunk[0][2] + b)
+            for (key, _, _), text in zip(chunk, out.texts):
+                yield key, normalise_reply(text), None
+
+
+# ---- the stage ------------------------------------------------------------------------------
+def load_done(path):
+    done = set()
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                try:
+                    done.add(json.loads(line)["id"])
+                except (ValueError, KeyError, TypeError):
+                    print(f"warning: {path}:{i}: unreadable line (kept, not counted)", file=sys.stderr)
+    return done
+
+
+def judge(trace, record, task, state, max_tokens):
+    """(verified, reason). Reasons: 'no answer', 'wrong answer', 'too long'."""
+    ans = extract_answer(trace)
+    if not ans:
+        return False, "no answer"
+    if not task.verify(ans, state):
+        return False, "wrong answer"
+    if n_tokens(trace) > max_tokens:
+        return False, "too long"
+    return True, "kept"
+
+
+def trace_record(record, trace, a, rewriter_name, root_rel):
+    user = tasks.messages_for(record, text_only=a.text_only, root=root_rel)
+    return {**record, "messages": user + [{"role": "assistant", "content": trace}],
+            "trace": trace, "rewriter": rewriter_name, "n_tokens": n_tokens(trace), "verified": True}
+
+
+def report(a, out_dir):
+    """Per task: kept, rejected by reason, mean length; from the files on disk (all runs)."""
+    kept, rej, lens = Counter(), defaultdict(Counter), defaultdict(list)
+    for path, is_kept in ((a.out, True), (rejects_path(a), False)):
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if is_kept:
+                    kept[obj["task"]] += 1
+                    lens[obj["task"]].append(obj["n_tokens"])
+                else:
+                    rej[obj["task"]][obj["reason"]] += 1
+    reasons = ("wrong answer", "no answer", "too long")
+    lines = ["# SERG traces", "", f"rewriter: {a.rewriter}; file: {a.out}", "",
+             "| task | kept | " + " | ".join(reasons) + " | kept % | mean tokens |",
+             "|---|---|" + "---|" * len(reasons) + "---|---|"]
+    tot_k, tot_r = 0, Counter()
+    for t in sorted(set(kept) | set(rej)):
+        r = rej[t]
+        n = kept[t] + sum(r.values())
+        tot_k += kept[t]
+        tot_r.update(r)
+        mean = sum(lens[t]) / len(lens[t]) if lens[t] else 0
+        lines.append(f"| {t} | {kept[t]} | " + " | ".join(str(r[x]) for x in reasons)
+                     + f" | {100 * kept[t] / max(n, 1):.1f} | {mean:.0f} |")
+    n = tot_k + sum(tot_r.values())
+    lines.append(f"| **all** | {tot_k} | " + " | ".join(str(tot_r[x]) for x in reasons)
+                 + f" | {100 * tot_k / max(n, 1):.1f} | |")
+    path = os.path.join(out_dir, re.sub(r"\.jsonl$", "", os.path.basename(a.out)) + "_report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path, tot_k, tot_r
+
+
+def rejects_path(a):
+    return re.sub(r"\.jsonl$", "", a.out) + ".rejects.jsonl"
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    if not os.path.exists(a.records):
+        sys.exit(f"error: {a.records} not found (make it with: python synth.py --split train)")
+    records, errors = read_records(a.records)
+    for e in errors:
+        print(f"warning: skipped record: {e}", file=sys.stderr)
+    if a.limit:
+        records = records[:a.limit]
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    os.makedirs(out_dir, exist_ok=True)
+    # images in `messages` are stored relative to the traces file, where sft.py resolves them
+    rec_root = os.path.dirname(os.path.abspath(a.records))
+    root_rel = os.path.relpath(rec_root, out_dir)
+    done = load_done(a.out) | load_done(rejects_path(a))
+    todo = [r for r in records if r["id"] not in done]
+    print(f"{len(records)} records, {len(records) - len(todo)} done before, {len(todo)} to do",
+          file=sys.stderr)
+    for r in todo:  # a missing image is reported, not silently trained on without it
+        if not a.text_only:
+            missing = [p for p in record_images(r, rec_root) if not os.path.exists(p)]
+            if missing:
+                print(f"warning: {a.records}: record {r['id']}: field 'images': missing {missing[0]}",
+                      file=sys.stderr)
+    rewriter = {"none": None, "endpoint": EndpointRewriter, "model": ModelRewriter}[a.rewriter]
+    rewriter = rewriter(a) if rewriter else None
+    name = a.rewriter if a.rewriter == "none" else f"{a.rewriter}:{a.endpoint_model if a.rewriter == 'endpoint' else a.model}"
+    info = {}
+    for r in todo:
+        task = tasks.task_of(r)
+        state = state_of(r, task)
+        steps = task.skeleton(state)
+        info[r["id"]] = (r, task, state, steps)
+    t0 = time.perf_counter()
+    n_kept, n_rej, n_err = 0, 0, 0
+    pending = list(info)
+    last_reason = {}
+    with open(a.out, "a", encoding="utf-8") as fk, open(rejects_path(a), "a", encoding="utf-8") as fr:
+        for attempt in range(a.attempts):
+            if not pending:
+                break
+            if rewriter is None:
+                replies = ((rid, assemble(skeleton_text(info[rid][3]), info[rid][3][-1]["text"]), None)
+                           for rid in pending)
+            else:
+                jobs = []
+                for rid in pending:
+                    r, task, state, steps = info[rid]
+                    user = REWRITE_USER.format(question=r.get("question_text") or r["question"],
+                                               steps=skeleton_for_prompt(steps), answer=steps[-1]["text"])
+                    jobs.append((rid, [{"role": "system", "content": REWRITE_SYSTEM},
+                                       {"role": "user", "content": user}], attempt))
+                replies = rewriter.rewrite_many(jobs)
+            still = []
+            for rid, trace, err in replies:
+                r, task, state, _ = info[rid]
+                if err is not None:
+                    n_err += 1
+                    print(f"warning: {r['id']}: rewriter error: {err} (will retry on rerun)", file=sys.stderr)
+                    continue
+                ok, reason = judge(trace, r, task, state, a.max_trace_tokens)
+                if ok:
+                    fk.write(json.dumps(trace_record(r, trace, a, name, root_rel), ensure_ascii=False) + "\n")
+                    fk.flush()
+                    n_kept += 1
+                else:
+                    last_reason[rid] = (reason, trace)
+                    still.append(rid)
+            for rid in still if attempt == a.attempts - 1 else ():
+                reason, trace = last_reason[rid]
+                fr.write(json.dumps({"id": rid, "task": info[rid][1].name, "reason": reason,
+                                     "attempts": a.attempts, "trace": trace[:4000]}, ensure_ascii=False) + "\n")
+                n_rej += 1
+            fr.flush()
+            pending = still
+    path, tot_k, tot_r = report(a, out_dir)
+    dt = time.perf_counter() - t0
+    extra = ""
+    if isinstance(rewriter, EndpointRewriter):
+        extra = f"; endpoint calls {rewriter.calls}, retries {rewriter.retried}, cache hits {rewriter.hits}"
+    print(f"this run: kept {n_kept}, rejected {n_rej}, errors {n_err} in {dt:.1f}s{extra}\n"
+          f"all runs: kept {tot_k}, rejected {sum(tot_r.values())} ({dict(tot_r)}); report {path}",
+          file=sys.stderr)
+    return {"kept": n_kept, "rejected": n_rej, "errors": n_err,
+            "stats": {k: getattr(rewriter, k, 0) for k in ("calls", "retried", "hits")}}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Stage 5: score a model, or a file of responses, on MM-HELIX, in the paper's table layout.
+
+    python evaluate.py                                   # the latest model on data/bench (image mode)
+    python evaluate.py --model runs/ahpo/final --text-only
+    python evaluate.py --predictions answers.jsonl       # responses made elsewhere: {"id", "response"}
+    torchrun --nproc_per_node=8 evaluate.py --model /ckpt/Qwen2.5-VL-7B-Instruct --max-new-tokens 8192
+
+Protocol (paper section 4 / the public evaluation code): the prompt is the question plus a
+request to box the final answer; the answer is extracted (box tags, <answer>, \\boxed{},
+"Answer:", whole text: last match) and checked by the task's verifier. Accuracy is per
+task; a group's score is the mean of its tasks; overall is the mean of all tasks. Image and
+text-only modes are reported separately.
+
+Writes to --out (default runs/eval/, or runs/eval-text/ with --text-only):
+  predictions.jsonl  one line per record: id, task, level, response, extracted, correct
+  summary.json       overall (percent), per group, per task, per level, counts, problems
+  table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
+A killed model run resumes from predictions.jsonl: finished records are not redone.
+Records that cannot be used (bad JSON, unknown task, unparsable state, missing image) are
+reported with file, line and field, and left out of the scores; the run goes on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+
+import tasks
+from tasks import GROUPS, LEVELS, extract_answer, read_records, score
+
+DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", default="data/bench/records.jsonl", help="records to evaluate on")
+    p.add_argument("--predictions", default=None,
+                   help="score this JSONL of {id, response} instead of running a model")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: runs/ahpo/final, "
+                   "else runs/sft/final, else a tiny offline model made under --out)")
+    p.add_argument("--out", default=None, help="output folder (default runs/eval or runs/eval-text)")
+    p.add_argument("--text-only", action="store_true", help="ask the text questions (no images)")
+    p.add_argument("--name", default=None, help="row label in table.md (default: model/file name)")
+    p.add_argument("--max-new-tokens", type=int, default=2048,
+                   help="generation budget per response (the paper's thinking models need 8k+)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="0 = greedy (non-thinking models, as in the paper); 0.6 for thinking models")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N usable records")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: bf16 on GPU)")
+    p.add_argument("--min-pixels", type=int, default=None, help="image processor min_pixels")
+    p.add_argument("--max-pixels", type=int, default=None, help="image processor max_pixels")
+    a = p.parse_args(argv)
+    a.out = a.out or ("runs/eval-text" if a.text_only else "runs/eval")
+    return a
+
+
+# ---- reading --------------------------------------------------------------------------------
+def load_records(path, need_images):
+    if not os.path.exists(path):
+        sys.exit(f"error: records file {path} not found (make it with: python synth.py)")
+    records, errors = read_records(path, need_images=need_images)
+    for e in errors:
+        print(f"warning: skipped record: {e}", file=sys.stderr)
+    seen, unique = set(), []
+    for r in records:
+        if r["id"] in seen:
+            errors.append(tasks.RecordError(path, "-", "id", f"duplicate id {r['id']!r}"))
+            print(f"warning: {errors[-1]}", file=sys.stderr)
+            continue
+        seen.add(r["id"])
+        unique.append(r)
+    return unique, [str(e) for e in errors]
+
+
+def read_responses(path):
+    """{id: response} from a JSONL; bad lines are reported with file, line and field."""
+    out, problems = {}, []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                problems.append(f"{path}:{i}: field '-': not valid JSON ({e})")
+                continue
+            if not isinstance(obj, dict) or "id" not in obj:
+                problems.append(f"{path}:{i}: field 'id': missing")
+                continue
+            resp = obj.get("response")
+            if not isinstance(resp, str):
+                problems.append(f"{path}:{i}: field 'response': expected a string, got "
+                                f"{type(resp).__name__}; scored as an empty response")
+                resp = ""
+            out[str(obj["id"])] = resp
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return out, problems
+
+
+# ---- scoring --------------------------------------------------------------------------------
+def judge(record, response):
+    return {"id": record["id"], "task": tasks.task_of(record).name,
+            "level": int(record.get("difficulty") or 0), "response": response,
+            "extracted": extract_answer(response), "correct": bool(score(response, record))}
+
+
+def summarise(rows, mode):
+    """Accuracy per task (percent); group = mean of its tasks; overall = mean of all tasks."""
+    by_task, by_level = defaultdict(list), defaultdict(list)
+    for r in rows:
+        by_task[r["task"]].append(r["correct"])
+        by_level[r["level"]].append(r["correct"])
+    per_task = {t: 100.0 * sum(v) / len(v) for t, v in by_task.items()}
+    per_group = {}
+    for g in GROUPS:
+        accs = [per_task[t] for t in per_task if tasks.get(t).group == g]
+        if accs:
+            per_group[g] = sum(accs) / len(accs)
+    overall = sum(per_task.values()) / len(per_task) if per_task else 0.0
+    return {"mode": mode, "overall": overall, "per_group": per_group,
+            "per_task": dict(sorted(per_task.items())),
+            "per_level": {str(k): 100.0 * sum(v) / len(v) for k, v in sorted(by_level.items())},
+            "n": len(rows), "n_correct": sum(r["correct"] for r in rows),
+            "n_tasks": len(per_task), "tasks_in_registry": len(tasks.TASKS)}
+
+
+def table(summary, name):
+    img = summary["mode"] == "image"
+    cell = lambda v: f"{v:.1f}" if v is not None else "–"  # noqa: E731
+    head = "| Model | " + " | ".join(f"{g} Txt | {g} Img" for g in GROUPS) + " | Overall Txt | Overall Img |"
+    sep = "|" + "---|" * (2 + 2 * len(GROUPS) + 1)
+    vals = []
+    for g in list(GROUPS) + ["Overall"]:
+        v = summary["overall"] if g == "Overall" else summary["per_group"].get(g)
+        vals += [cell(None), cell(v)] if img else [cell(v), cell(None)]
+    lines = [f"# MM-HELIX: {name} ({summary['mode']} mode, {summary['n']} instances, "
+             f"{summary['n_tasks']} tasks)", "", head, sep, f"| {name} | " + " | ".join(vals) + " |", "",
+             "Group = mean of its tasks' accuracies; overall = mean over all tasks (percent).", "",
+             "## Per task", "", "| Task | Group | Accuracy |", "|---|---|---|"]
+    for t, v in summary["per_task"].items():
+        lines.append(f"| {t} | {tasks.get(t).group} | {v:.1f} |")
+    lines += ["", "## Per level", "", "| Level | Accuracy |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
+    if summary.get("problems"):
+        lines += ["", f"## Problems ({len(summary['problems'])})", ""]
+        lines += [f"- {p}" for p in summary["problems"][:50]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out, rows, mode, name, problems):
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "predictions.jsonl"), "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    s = summarise(rows, mode)
+    s["name"], s["problems"] = name, problems
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(s, f, indent=1)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(table(s, name))
+    return s
+
+
+# ---- generation -----------------------------------------------------------------------------
+def dist_setup():
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo" if os.environ.get("EVAL_GLOO") or not _cuda() else "nccl")
+    return rank, world
+
+
+def _cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
+def resolve_model(a):
+    if a.model:
+        return a.model
+    for m in DEFAULT_MODELS:
+        if os.path.isdir(m):
+            return m
+    import vlm
+    path = os.path.join(a.out, "tiny-model")
+    if not os.path.isdir(path):
+        vlm.make_tiny(path)
+    print(f"note: no --model and no trained checkpoint; using a tiny random model at {path}",
+          file=sys.stderr)
+    return path
+
+
+def generate(a, records, root, part_path, rank, world):
+    """Generate responses for this rank's share of `records`, appending to `part_path`
+    after every batch (so a killed run resumes)."""
+    import torch
+    import vlm
+    done = {}  # whatever any earlier run wrote, whatever its number of ranks
+    for fn in sorted(os.listdir(os.path.dirname(part_path) or ".")):
+        if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
+            done.update(read_responses(os.path.join(os.path.dirname(part_path), fn))[0])
+    mine = [r for k, r in enumerate(records) if k % world == rank and r["id"] not in done]
+    model_path = resolve_model(a)
+    model, proc = vlm.load(model_path, device=a.device, dtype=a.dtype,
+                           **{k: v for k, v in (("min_pixels", a.min_pixels),
+                                                ("max_pixels", a.max_pixels)) if v})
+    if proc.image_processor is None and not a.text_only:
+        sys.exit(f"error: {model_path} is a text-only model; pass --text-only")
+    # sort by prompt length so a batch wastes little on padding
+    prompts = [(r, tasks.messages_for(r, a.text_only, root)) for r in mine]
+    prompts.sort(key=lambda x: len(x[1][0]["content"][-1]["text"]))
+    t0, n_tok = time.perf_counter(), 0
+    with open(part_path, "a", encoding="utf-8") as f:
+        for b in range(0, len(prompts), a.batch_size):
+            chunk = prompts[b:b + a.batch_size]
+            batch = vlm.prompt_batch(proc, [m for _, m in chunk])
+            with torch.no_grad():
+                out = vlm.sample(model, proc, batch, n=1, max_new_tokens=a.max_new_tokens,
+                                 temperature=max(a.temperature, 1e-6), top_p=a.top_p,
+                                 greedy=a.temperature == 0, seed=a.seed + b)
+            for (r, _), text, ln in zip(chunk, out.texts, out.lengths):
+                f.write(json.dumps({"id": r["id"], "response": text}, ensure_ascii=False) + "\n")
+                n_tok += int(ln)
+            f.flush()
+            k = min(b + a.batch_size, len(prompts))
+            dt = time.perf_counter() - t0
+            print(f"\r[rank {rank}] {k}/{len(prompts)} records, {k / dt:.2f} inst/s, "
+                  f"{n_tok / dt:.0f} tok/s", end="", file=sys.stderr, flush=True)
+    if prompts:
+        print(file=sys.stderr)
+    return model_path
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    mode = "text" if a.text_only else "image"
+    records, problems = load_records(a.records, need_images=not a.text_only and not a.predictions)
+    if a.limit:
+        records = records[:a.limit]
+    root = os.path.dirname(os.path.abspath(a.records))
+    if a.predictions:
+        responses, more = read_responses(a.predictions)
+        problems += more
+        name = a.name or os.path.basename(a.predictions)
+        known = {r["id"] for r in records}
+        for rid in sorted(set(responses) - known):
+            problems.append(f"{a.predictions}: id {rid!r} is not in {a.records}; ignored")
+        missing = [r["id"] for r in records if r["id"] not in responses]
+        if missing:
+            problems.append(f"{len(missing)} records have no response and score 0 "
+                            f"(first: {missing[0]})")
+    else:
+        rank, world = dist_setup()
+        os.makedirs(a.out, exist_ok=True)
+        part = os.path.join(a.out, f"responses.rank{rank}.jsonl")
+        name = a.name or generate(a, records, root, part, rank, world)
+        if world > 1:
+            import torch.distributed as dist
+            dist.barrier()
+            if rank != 0:
+                dist.destroy_process_group()
+                return None
+        responses = {}
+        for fn in sorted(os.listdir(a.out)):
+            if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
+                got, more = read_responses(os.path.join(a.out, fn))
+                responses.update(got)
+                problems += more
+        if world > 1:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+    rows = [judge(r, responses.get(r["id"], "")) for r in records]
+    s = write_outputs(a.out, rows, mode, name, problems)
+    print(open(os.path.join(a.out, "table.md")).read().split("\n## Per task")[0])
+    print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "
+          f"{s['n_correct']} correct); wrote {a.out}/", file=sys.stderr)
+    return s
+
+
+if __name__ == "__main__":
+    main()
