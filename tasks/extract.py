@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-_WRAPPERS = re.compile(r"\\(?:text|textbf|textrm|texttt|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|texttt|mathrm|mathbf|mbox)\s*\{")
 
 
 def _last_pair(text: str, open_tag: str, close_tag: str) -> str | None:
@@ -50,11 +50,17 @@ def _last_boxed(text: str) -> str | None:
 
 def unwrap(text: str) -> str:
     """Remove \\text{...}-style wrappers (innermost first) and surrounding $ signs."""
-    for _ in range(50):  # each pass removes at least one wrapper; bounded anyway
-        new = _WRAPPERS.sub(r"\1", text)
-        if new == text:
+    for _ in range(50):  # each pass removes one wrapper (its braces may nest); bounded anyway
+        m = _WRAPPER.search(text)
+        if not m:
             break
-        text = new
+        depth, j = 1, m.end()
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth:  # unclosed: leave the text as it is
+            break
+        text = text[:m.start()] + text[m.end():j - 1] + text[j:]
     text = text.strip()
     while len(text) >= 2 and text[0] == "$" and text[-1] == "$":
         text = text[1:-1].strip()

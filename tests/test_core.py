@@ -21,6 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),                             # nested braces
     ("\\boxed{\\text{Yes}}", "Yes"),                                       # \text unwrapped
     ("\\boxed{\\text{\\textbf{No}}}", "No"),
+    ("\\boxed{\\text{{(0, 3), (1, 1)}}}", "{(0, 3), (1, 1)}"),            # braces inside \text
+    ("\\boxed{\\text{a} and \\text{b}}", "a and b"),
+    ("\\boxed{\\text{open}", "\\boxed{open"),                            # unclosed box: whole text
     ("\\boxed {7}", "7"),
     ("<answer>a</answer> \\boxed{b}", "a"),                                # <answer> before boxed
     ("<|begin_of_box|>x<|end_of_box|> <answer>y</answer>", "x"),           # box tags first
