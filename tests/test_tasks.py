@@ -146,3 +146,23 @@ def test_fuzz_never_raises_and_is_bounded(name):
         t0 = time.perf_counter()
         assert score(s, rec) in (True, False)
         assert time.perf_counter() - t0 < 1.0
+
+
+OFFICIAL = {
+    "Algorithms": {"24Points", "BestTimeToBuyAndSellStock", "ContainerWithMostWater", "CountHillsAndValleys",
+                   "HIndex", "LargestRectangleInHistogram", "longest_increasing_subsequence",
+                   "trapping_rain_water", "CryptoMath"},
+    "Graphs": {"shortest_distance_weighted", "max_flow", "topological_sort", "graph_isomorphism",
+               "hamiltonian_path", "hamiltonian_cycle", "eulerian_path", "eulerian_cycle"},
+    "Puzzles": {"Calcudoku", "Kukurasu", "Skyscrapers", "WordLadder", "eulero", "numbrix", "snake", "aquarium",
+                "binairo", "bridges", "campsite", "futoshiki", "hitori", "kakuro", "nonogram", "shingoki",
+                "tapa", "wordsearch", "sudoku"},
+    "Games": {"sokoban", "hanoi", "maze", "minesweeper", "nibbles", "slidingpuzzle"},
+}
+
+
+def test_the_registry_holds_the_42_official_tasks():
+    assert len(TASKS) == 42
+    got = {g: {TASKS[n].official for n in names} for g, names in tasks.groups().items()}
+    assert {g: len(v) for g, v in got.items()} == {"Algorithms": 9, "Graphs": 8, "Puzzles": 19, "Games": 6}
+    assert got == OFFICIAL

@@ -1,0 +1,105 @@
+"""evaluate.py in prediction-file mode (no model): the protocol and the table's arithmetic."""
+import json
+import random
+
+import pytest
+
+import evaluate
+import synth
+import tasks
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    synth.main(["--out", str(d), "--count", "2", "--workers", "2"])
+    return d
+
+
+def _records(bench):
+    return [json.loads(line) for line in open(bench / "records.jsonl")]
+
+
+def _run(bench, tmp_path, lines, *extra):
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(x if isinstance(x, str) else json.dumps(x) + "\n" for x in lines))
+    s = evaluate.main(["--records", str(bench / "records.jsonl"), "--predictions", str(pred),
+                       "--out", str(tmp_path / "out"), *extra])
+    return s
+
+
+def test_gold_answers_in_several_wrappings_score_100(bench, tmp_path):
+    wraps = ["\\boxed{%s}", "<think>x</think>\n\\boxed{\\text{%s}}", "<answer>%s</answer>",
+             "<|begin_of_box|>%s<|end_of_box|>", "Answer: %s"]
+    recs = _records(bench)
+    s = _run(bench, tmp_path, [{"id": r["id"], "response": wraps[i % len(wraps)] % r["answer"]}
+                               for i, r in enumerate(recs)])
+    assert s["overall"] == 100.0 and s["n"] == len(recs) == s["n_correct"]
+    assert all(v == 100.0 for v in s["per_group"].values())
+    rows = [json.loads(line) for line in open(tmp_path / "out/predictions.jsonl")]
+    assert len(rows) == len(recs) and all(r["correct"] for r in rows)
+    assert set(rows[0]) == {"id", "task", "level", "response", "extracted", "correct"}
+
+
+def test_empty_garbage_and_shuffled_answers(bench, tmp_path):
+    recs = _records(bench)
+    junk = ["", "\\boxed{}", "I give up", "\\boxed{" + "9" * 5000 + "}", "<answer></answer>"]
+    s = _run(bench, tmp_path, [{"id": r["id"], "response": junk[i % len(junk)]} for i, r in enumerate(recs)])
+    assert s["overall"] == 0.0 and s["n_correct"] == 0
+    # answers shuffled across tasks: the score equals what score() says for each pair
+    rng = random.Random(0)
+    answers = [r["answer"] for r in recs]
+    rng.shuffle(answers)
+    expected = [tasks.score("\\boxed{%s}" % a, r) for a, r in zip(answers, recs)]
+    s = _run(bench, tmp_path, [{"id": r["id"], "response": "\\boxed{%s}" % a} for a, r in zip(answers, recs)])
+    assert s["n_correct"] == sum(expected) < len(recs)
+
+
+def test_table_numbers_are_the_means_they_claim(bench, tmp_path):
+    recs = _records(bench)
+    rng = random.Random(1)
+    lines = [{"id": r["id"], "response": "\\boxed{%s}" % r["answer"] if rng.random() < 0.5 else "no"}
+             for r in recs]
+    s = _run(bench, tmp_path, lines)
+    rows = [json.loads(line) for line in open(tmp_path / "out/predictions.jsonl")]
+    per_task = {}
+    for r in rows:
+        per_task.setdefault(r["task"], []).append(r["correct"])
+    acc = {t: 100 * sum(v) / len(v) for t, v in per_task.items()}
+    assert s["per_task"] == pytest.approx(acc)
+    for g, names in tasks.groups().items():
+        if names:
+            assert s["per_group"][g] == pytest.approx(sum(acc[t] for t in names) / len(names))
+    assert s["overall"] == pytest.approx(sum(acc.values()) / len(acc))
+    for lv in range(1, 6):
+        got = [r["correct"] for r in rows if r["level"] == lv]
+        assert s["per_level"][str(lv)] == pytest.approx(100 * sum(got) / len(got))
+    table = (tmp_path / "out/table.md").read_text()
+    assert f"{s['overall']:.1f} |" in table.splitlines()[4]
+    assert json.load(open(tmp_path / "out/summary.json"))["overall"] == pytest.approx(s["overall"])
+
+
+def test_bad_lines_are_reported_not_fatal(bench, tmp_path):
+    recs = _records(bench)
+    lines = ["{broken\n", {"response": "no id"}, {"id": recs[0]["id"], "response": 5},
+             {"id": "nope", "response": "x"}] + [{"id": r["id"], "response": "\\boxed{%s}" % r["answer"]}
+                                                  for r in recs[1:]]
+    s = _run(bench, tmp_path, lines)
+    probs = "\n".join(s["problems"])
+    assert "pred.jsonl:1: field '-'" in probs and "pred.jsonl:2: field 'id'" in probs
+    assert "pred.jsonl:3: field 'response'" in probs and "'nope'" in probs
+    assert s["n_correct"] == len(recs) - 1
+
+
+def test_official_records_score_unchanged(tmp_path):
+    # An official-style record: official category, no `task`, no `meta`, only official fields.
+    t = tasks.get("BestTimeToBuyAndSellStock")
+    rec = {"id": "official-1", "category": "BestTimeToBuyAndSellStock", "images": ["images/x.png"],
+           "question": "q", "question_text": "q", "answer": "7", "difficulty": 2,
+           "metric_info": "{}", "initial_state": "[7, 1, 5, 3, 6, 4]"}
+    p = tmp_path / "off.jsonl"
+    p.write_text(json.dumps(rec) + "\n")
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "official-1", "response": "\\boxed{7}"}) + "\n")
+    s = evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o")])
+    assert s["overall"] == 100.0 and t.solve([7, 1, 5, 3, 6, 4]) == 7
