@@ -1,0 +1,219 @@
+"""Stage 3: supervised fine-tuning on SERG traces (one process, or torchrun DDP).
+
+    python sft.py                                       # tiny offline model, data/traces.jsonl -> runs/sft/
+    python sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --data data/traces.jsonl --lr 1e-5 --epochs 3
+    torchrun --nproc_per_node=8 sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --batch-size 128 \\
+        --micro-batch-size 1 --zero --grad-checkpointing --freeze-vision
+
+The loss is the negative log-likelihood of the assistant turn only (prompt and image tokens
+carry no label), summed over tokens and divided by the number of assistant tokens in the
+whole optimizer step, across micro-batches and ranks. So gradient accumulation and the
+number of processes do not change the gradient: a step is one big batch, cut into pieces.
+
+Gradients are summed across ranks by hand (vlm.all_reduce_grads) rather than by a DDP
+wrapper: the loss is not a module's forward, and parameters a rank did not use (the vision
+tower on a text-only batch) simply contribute zeros.
+
+Writes to --out (default runs/sft/): metrics.jsonl (one line a step, same keys each step),
+step-N/ (a from_pretrained folder + trainer_state.pt, the last --keep), final/.
+`--resume` (on by default) continues from the newest step-N exactly: model, optimizer,
+schedule, RNG and the data position are restored, so steps k+1.. equal an uninterrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+
+import vlm
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="checkpoint folder (default: a tiny offline model)")
+    p.add_argument("--data", default="data/traces.jsonl", help="traces from elicit.py")
+    p.add_argument("--out", default="runs/sft", help="output folder")
+    p.add_argument("--epochs", type=float, default=3.0, help="passes over the data")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: by epochs)")
+    p.add_argument("--batch-size", type=int, default=8, help="sequences per optimizer step, all ranks")
+    p.add_argument("--micro-batch-size", type=int, default=4, help="sequences per forward pass")
+    p.add_argument("--max-len", type=int, default=8192, help="prompt + completion tokens (longer: truncated)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 1e-5; 1e-3 for the tiny offline model)")
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 3%% of the run)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    p.add_argument("--text-only", action="store_true", help="drop images from the prompts")
+    p.add_argument("--freeze-vision", action="store_true", help="train the language model only")
+    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+    p.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
+    p.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps")
+    p.add_argument("--keep", type=int, default=2, help="step-N folders kept")
+    p.add_argument("--no-resume", action="store_true", help="start over even if step-N exists")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default bf16 on GPU)")
+    p.add_argument("--min-pixels", type=int, default=None)
+    p.add_argument("--max-pixels", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def schedule(examples, lengths, batch_size, epochs, seed):
+    """The global batches of the whole run (lists of example indices), a pure function of the
+    seed: shuffle, then group similar lengths (sort inside windows of 64 batches) so little is
+    spent on padding, then shuffle the batches. Resume re-derives it and skips what was done."""
+    rng = random.Random(seed)
+    n_epochs = max(1, math.ceil(epochs))
+    per_epoch = len(examples) // batch_size
+    if per_epoch == 0:
+        raise SystemExit(f"error: {len(examples)} examples < --batch-size {batch_size}")
+    batches = []
+    for _ in range(n_epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        order = order[:per_epoch * batch_size]  # drop the ragged tail: every step is full
+        w = 64 * batch_size
+        epoch = []
+        for s in range(0, len(order), w):
+            win = sorted(order[s:s + w], key=lambda i: lengths[i])
+            epoch += [win[k:k + batch_size] for k in range(0, len(win), batch_size)]
+        rng.shuffle(epoch)
+        batches += epoch
+    return batches[:max(1, round(epochs * per_epoch))]
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    rank, world, device = vlm.dist_init(a.device)
+    master = rank == 0
+    if a.batch_size % world:
+        raise SystemExit(f"error: --batch-size {a.batch_size} is not divisible by {world} ranks")
+    torch.manual_seed(a.seed)
+    random.seed(a.seed)
+
+    # ---- model: resume > --model > tiny offline model -----------------------------------------
+    resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
+    tiny = a.model is None
+    if tiny:
+        a.model = os.path.join(a.out, "tiny-base")
+        if master and not os.path.isdir(a.model):
+            vlm.make_tiny(a.model, seed=a.seed)
+        if world > 1:
+            torch.distributed.barrier()
+    lr = a.lr if a.lr is not None else (1e-3 if tiny else 1e-5)
+    dtype = getattr(torch, a.dtype) if a.dtype else None
+    pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
+    model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
+    model.train()
+    if a.freeze_vision and hasattr(model, "visual"):
+        model.visual.requires_grad_(False)
+    elif a.freeze_vision and hasattr(getattr(model, "model", None), "visual"):
+        model.model.visual.requires_grad_(False)
+    if a.grad_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    # ---- data ---------------------------------------------------------------------------------
+    if not os.path.exists(a.data):
+        raise SystemExit(f"error: {a.data} not found (make it with: python elicit.py)")
+    examples, problems = vlm.read_traces(a.data)
+    for pr in problems:
+        print(f"warning: skipped trace: {pr}", file=sys.stderr) if master else None
+    if not examples:
+        raise SystemExit(f"error: no usable traces in {a.data}")
+    drop = a.text_only or proc.kind != "qwen2_5_vl"
+    if proc.kind != "qwen2_5_vl" and not a.text_only and master:
+        print("note: text-only model: images are dropped from the prompts (use elicit.py "
+              "--text-only for questions that state the puzzle in words)", file=sys.stderr)
+    tok = proc.tokenizer
+    lengths = [len(tok(e["completion"], add_special_tokens=False)["input_ids"]) for e in examples]
+    batches = schedule(examples, lengths, a.batch_size, a.epochs, a.seed)
+    total = min(len(batches), a.max_steps) if a.max_steps else len(batches)
+    warmup = a.warmup if a.warmup is not None else max(1, int(0.03 * total))
+
+    # ---- optimizer (ZeRO-1 shards its states over ranks) ---------------------------------------
+    if a.zero and world > 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+        opt = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.AdamW, lr=lr,
+                                      weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    start = 0
+    if resume:
+        st = torch.load(os.path.join(resume, "trainer_state.pt"), weights_only=False)
+        opt.load_state_dict(st["optimizer"])
+        vlm.set_rng_state(st["rng"][rank] if isinstance(st["rng"], list) else st["rng"])
+        start = st["step"]
+        if master:
+            print(f"resumed from {resume} at step {start}", file=sys.stderr)
+    os.makedirs(a.out, exist_ok=True)
+    metrics = vlm.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    # ---- training loop ----------------------------------------------------------------------------
+    t_start = time.perf_counter()
+    for step in range(start, total):
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_now = vlm.lr_at(step, total, lr, warmup)
+        mine = batches[step][rank::world]  # this rank's share of the global batch
+        micro = [vlm.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + a.micro_batch_size]],
+                                 [examples[i]["completion"] for i in mine[k:k + a.micro_batch_size]],
+                                 drop_images=drop, max_len=a.max_len)
+                 for k in range(0, len(mine), a.micro_batch_size)]
+        # the token count of the WHOLE global batch, known before any backward pass
+        T = vlm.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
+        loss_sum = 0.0
+        for mb in micro:
+            with autocast:
+                logp, _ = vlm.logprobs(model, mb, temperature=1.0)
+            nll = -(logp * mb["completion_mask"].to(logp.device)).sum()
+            (nll / T).backward()
+            loss_sum += nll.item()
+        vlm.all_reduce_grads(params, world)
+        gnorm = torch.nn.utils.clip_grad_norm_(params, a.clip).item()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss = vlm.all_reduce_sum(loss_sum, world) / T
+        dt = time.perf_counter() - t0
+        done = step + 1
+        if master:
+            mem = (torch.cuda.max_memory_allocated(device) / 2 ** 30) if device.type == "cuda" else 0.0
+            row = {"step": done, "loss": loss, "tokens": int(T), "tokens_per_s": T / dt, "lr": lr_now,
+                   "grad_norm": gnorm, "mem_gb": mem, "seconds": dt, "epoch": done * a.batch_size / len(examples)}
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+            print(f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
+                  f"{T / dt:.0f} tok/s", file=sys.stderr)
+        if done % a.save_every == 0 or done == total:
+            if a.zero and world > 1:
+                opt.consolidate_state_dict(to=0)
+            rngs = [None] * world
+            if world > 1:
+                torch.distributed.all_gather_object(rngs, vlm.rng_state())
+            else:
+                rngs = [vlm.rng_state()]
+            if master:
+                state = {"step": done, "optimizer": opt.state_dict(), "rng": rngs, "args": vars(a)}
+                vlm.save_checkpoint(a.out, done, model, proc, state, keep=a.keep)
+            if world > 1:
+                torch.distributed.barrier()
+    if master:
+        model.eval()
+        vlm.save(model, proc, os.path.join(a.out, "final"))
+        print(f"done: {total} steps in {time.perf_counter() - t_start:.1f}s; wrote {a.out}/final",
+              file=sys.stderr)
+        metrics.close()
+    vlm.dist_close()
+    return a.out
+
+
+if __name__ == "__main__":
+    main()
