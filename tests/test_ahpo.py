@@ -1,0 +1,215 @@
+"""ahpo.py: the gate, the loss terms, learning on a toy task, DDP equivalence, exact resume."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import ahpo
+import tasks
+import vlm
+from tasks.base import Task
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---- the gate ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("successes,expect_ahpo", [(0, 1.0), (1, 1.0), (2, 0.0), (3, 0.0), (5, 0.0)])
+def test_gate_is_one_exactly_below_r_hat(successes, expect_ahpo):
+    R = torch.tensor([1.0] * successes + [0.0] * (5 - successes))
+    has = torch.tensor([True])
+    assert ahpo.gate(R, 5, 2, "ahpo", has).tolist() == [expect_ahpo]
+    assert ahpo.gate(R, 5, 2, "grpo", has).tolist() == [0.0]
+    assert ahpo.gate(R, 5, 2, "luffy", has).tolist() == [0.0]
+    assert ahpo.gate(R, 5, 2, "static", has).tolist() == [1.0]
+    # no expert trace, no expert term, whatever the mode
+    for mode in ahpo.MODES:
+        assert ahpo.gate(R, 5, 2, mode, torch.tensor([False])).tolist() == [0.0]
+
+
+def test_gate_per_prompt_over_several_groups():
+    R = torch.tensor([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1.0])
+    xi = ahpo.gate(R, 5, 2, "ahpo", torch.tensor([True, True, True, False]))
+    assert xi.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert ahpo.gate(R, 5, 3, "ahpo", torch.ones(4, dtype=torch.bool)).tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+# ---- advantages and loss terms --------------------------------------------------------------------
+def test_group_advantages():
+    R = torch.tensor([1.0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    A = ahpo.group_advantages(R, 5)
+    mu, sd = 0.2, (0.2 * 0.8) ** 0.5
+    assert torch.allclose(A[:5], torch.tensor([(1 - mu) / sd] + [(0 - mu) / sd] * 4), atol=1e-4)
+    assert A[5:].abs().max() == 0  # zero-variance groups carry no on-policy signal
+    A2 = ahpo.group_advantages(R, 5, use_std=False)
+    assert torch.allclose(A2[:5], torch.tensor([0.8, -0.2, -0.2, -0.2, -0.2]))
+
+
+def test_on_policy_terms_match_the_formula():
+    g = torch.Generator().manual_seed(0)
+    logp = -torch.rand(3, 6, generator=g) * 2
+    old = logp + 0.3 * torch.randn(3, 6, generator=g)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1], [0, 0, 0, 1, 0, 0]]).float()
+    A = torch.tensor([1.5, -0.7, 0.0])
+    surr, clipped = ahpo.on_policy_terms(logp, old, A, mask, 0.2, 0.28)
+    want, nclip = 0.0, 0
+    for i in range(3):
+        for t in range(6):
+            if mask[i, t]:
+                r = float(torch.exp(logp[i, t] - old[i, t]))
+                u, c = r * float(A[i]), min(max(r, 0.8), 1.28) * float(A[i])
+                want += min(u, c)
+                nclip += c < u
+    assert surr.item() == pytest.approx(want, rel=1e-5)
+    assert clipped.item() == nclip
+    # one epoch: pi_old is pi_theta detached, so the ratio is 1 and the clip never acts
+    lp = logp.clone().requires_grad_(True)
+    surr1, clip1 = ahpo.on_policy_terms(lp, lp.detach(), A, mask, 0.2, 0.28)
+    assert clip1.item() == 0
+    assert surr1.item() == pytest.approx(float((A[:, None] * mask).sum()))
+    surr1.backward()  # d/dlogp of r*A at r = 1 is A: the policy gradient
+    assert torch.allclose(lp.grad, A[:, None] * mask)
+
+
+def test_luffy_and_kl_terms():
+    logp = torch.log(torch.tensor([[0.5, 0.1, 0.9]]))
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    got = ahpo.luffy_terms(logp, torch.tensor([2.0]), mask, 0.1)
+    assert got.item() == pytest.approx(2 * (0.5 / 0.6 + 0.1 / 0.2))
+    assert ahpo.kl_k3(logp, logp, mask).item() == 0
+    assert ahpo.kl_k3(logp, logp - 0.5, mask).item() > 0
+
+
+# ---- a toy verifiable task the tiny model can learn ---------------------------------------------
+class Letter(Task):
+    """Toy: the correct letter is always C. Reward 1 for \\boxed{C}."""
+    name, official, group = "toy_letter", "toy_letter", "Algorithms"
+
+    def make(self, rng, level):
+        return {"options": "ABCD"}, "C", {}
+
+    def check(self, answer, state):
+        return answer.strip() == "C"
+
+    def format_answer(self, s):
+        return s
+
+    def state_from_str(self, text):
+        return json.loads(text)
+
+
+@pytest.fixture()
+def toy(tmp_path, monkeypatch):
+    t = Letter()
+    monkeypatch.setitem(tasks.TASKS, t.name, t)
+    monkeypatch.setitem(tasks.BY_OFFICIAL, t.official, t)
+    recs, traces = [], []
+    for k in range(8):
+        r = {"id": f"toy-{k}", "category": t.official, "task": t.name, "difficulty": 1,
+             "question": f"Puzzle {k}. Which letter is correct: A, B, C or D?",
+             "question_text": f"Puzzle {k}. Which letter is correct: A, B, C or D?",
+             "answer": "C", "initial_state": json.dumps({"options": "ABCD"}), "images": []}
+        recs.append(r)
+        trace = "<think>C</think>\\boxed{C}"
+        traces.append({**r, "messages": tasks.messages_for(r, True) + [{"role": "assistant", "content": trace}]})
+    (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in traces))
+    vlm.make_tiny(str(tmp_path / "base"), kind="causal", seed=0)
+    return tmp_path
+
+
+def _args(d, mode, steps, *extra, out=None):
+    out = out or mode
+    return ["--mode", mode, "--model", str(d / "base"), "--records", str(d / "records.jsonl"),
+            "--traces", str(d / "traces.jsonl"), "--out", str(d / out), "--steps", str(steps),
+            "--prompts-per-step", "4", "--rollouts", "5", "--max-new-tokens", "12", "--lr", "1e-2",
+            "--text-only", "--save-every", "100", "--device", "cpu", *extra]
+
+
+def _metrics(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_ahpo_learns_the_toy_task(toy):
+    ahpo.main(_args(toy, "ahpo", 60, "--r-hat", "2"))
+    m = _metrics(toy / "ahpo/metrics.jsonl")
+    first = sum(r["reward_mean"] for r in m[:5]) / 5
+    last = sum(r["reward_mean"] for r in m[-5:]) / 5
+    assert first < 0.2 and last > 0.6, (first, last)
+    assert m[0]["xi_rate"] == 1.0 and m[-1]["xi_rate"] < 0.5  # the gate switches itself off
+    assert set(m[0]) == set(m[-1])
+
+
+def test_with_zero_rewards_grpo_stands_still_and_ahpo_learns_from_the_expert(toy):
+    # Reward is never 1 for a random tiny model in 4 steps: the groups are all zero-variance.
+    w0 = {k: v.clone() for k, v in vlm.load(str(toy / "base"))[0].state_dict().items()}
+    ahpo.main(_args(toy, "grpo", 3))
+    m = _metrics(toy / "grpo/metrics.jsonl")
+    assert all(r["reward_mean"] == 0 and r["zero_var_rate"] == 1.0 and r["loss_off"] == 0 for r in m)
+    w1 = vlm.load(str(toy / "grpo/final"))[0].state_dict()
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)  # A = 0 everywhere: nothing moves
+    ahpo.main(_args(toy, "ahpo", 3))
+    m = _metrics(toy / "ahpo/metrics.jsonl")
+    assert all(r["xi_rate"] == 1.0 for r in m)
+    assert m[-1]["loss_off"] < m[0]["loss_off"]  # the expert NLL falls
+    w2 = vlm.load(str(toy / "ahpo/final"))[0].state_dict()
+    assert any(not torch.equal(w0[k], w2[k]) for k in w0)
+
+
+def test_sft_mode_uses_only_the_expert_term(toy):
+    ahpo.main(_args(toy, "sft", 3))
+    m = _metrics(toy / "sft/metrics.jsonl")
+    assert all(r["tokens_on"] == 0 and r["loss_on"] == 0 and r["xi_rate"] == 1.0 for r in m)
+    assert m[-1]["loss_off"] < m[0]["loss_off"]
+
+
+def test_static_and_luffy_run(toy):
+    ahpo.main(_args(toy, "static", 2))
+    assert all(r["xi_rate"] == 1.0 for r in _metrics(toy / "static/metrics.jsonl"))
+    ahpo.main(_args(toy, "luffy", 2))
+    m = _metrics(toy / "luffy/metrics.jsonl")
+    # the expert joins each group: its tokens count as on-policy tokens, the NLL term is off
+    assert all(r["xi_rate"] == 0 and r["loss_off"] == 0 for r in m)
+    assert all(r["tokens_on"] > r["response_len"] * 20 for r in m)
+
+
+def test_resume_equals_an_uninterrupted_run(toy):
+    ahpo.main(_args(toy, "ahpo", 4, "--epochs", "2", "--save-every", "2", out="full"))
+    ahpo.main(_args(toy, "ahpo", 2, "--epochs", "2", "--save-every", "2", out="cut"))
+    ahpo.main(_args(toy, "ahpo", 4, "--epochs", "2", "--save-every", "2", out="cut"))  # resumes at 2
+    a = vlm.load(str(toy / "full/final"))[0].state_dict()
+    b = vlm.load(str(toy / "cut/final"))[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _metrics(toy / "full/metrics.jsonl")[-1]["reward_mean"] == _metrics(toy / "cut/metrics.jsonl")[-1]["reward_mean"]
+
+
+def test_ddp_two_processes_equal_one(tmp_path):
+    # A real task (registered in every process): buy_sell_stock, text-only, tiny VL model.
+    import synth
+    synth.main(["--split", "train", "--tasks", "buy_sell_stock", "--levels", "1", "--count", "8",
+                "--out", str(tmp_path / "train"), "--no-images", "--exclude", ""])
+    import elicit
+    elicit.main(["--records", str(tmp_path / "train/records.jsonl"), "--out", str(tmp_path / "traces.jsonl"),
+                 "--text-only"])
+    vlm.make_tiny(str(tmp_path / "base"), seed=1)
+    common = ["--model", str(tmp_path / "base"), "--records", str(tmp_path / "train/records.jsonl"),
+              "--traces", str(tmp_path / "traces.jsonl"), "--steps", "2", "--prompts-per-step", "4",
+              "--rollouts", "3", "--max-new-tokens", "8", "--lr", "1e-3", "--text-only", "--rollout-chunk", "2",
+              "--micro-batch-size", "3", "--device", "cpu", "--max-len", "4096"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "ahpo.py", *common, "--out", str(tmp_path / "one")], cwd=ROOT,
+                   check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+                    "ahpo.py", *common, "--out", str(tmp_path / "two")], cwd=ROOT, check=True, env=env,
+                   capture_output=True)
+    a = vlm.load(str(tmp_path / "one/final"))[0].state_dict()
+    b = vlm.load(str(tmp_path / "two/final"))[0].state_dict()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    ma, mb = _metrics(tmp_path / "one/metrics.jsonl"), _metrics(tmp_path / "two/metrics.jsonl")
+    for x, y in zip(ma, mb):
+        for key in ("reward_mean", "xi_rate", "tokens_on", "tokens_off", "response_len"):
+            assert x[key] == pytest.approx(y[key]), key
+        assert x["loss_off"] == pytest.approx(y["loss_off"], rel=1e-5, abs=1e-6)
