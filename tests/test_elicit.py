@@ -138,3 +138,19 @@ def test_endpoint_down_is_an_error_not_a_crash(pool, tmp_path):
     assert res == {"kept": 0, "rejected": 0, "errors": 3, "stats": res["stats"]}
     # nothing recorded as done: a rerun retries all three
     assert not out.exists() or out.read_text() == ""
+
+
+def test_local_model_mode_runs_and_counts_its_rejects(pool, tmp_path):
+    import vlm
+    vlm.make_tiny(str(tmp_path / "rewriter"), kind="causal", seed=0)
+    out = tmp_path / "traces.jsonl"
+    res = elicit.main(["--records", str(pool / "train/records.jsonl"), "--out", str(out), "--rewriter", "model",
+                       "--model", str(tmp_path / "rewriter"), "--limit", "6", "--attempts", "2",
+                       "--max-new-tokens", "8", "--batch-size", "3", "--device", "cpu"])
+    # a random tiny model does not produce verified answers: all six are counted as rejects
+    assert res["kept"] + res["rejected"] == 6 and res["errors"] == 0
+    rej = _load(tmp_path / "traces.rejects.jsonl")
+    assert len(rej) == res["rejected"] and all(r["reason"] in ("no answer", "wrong answer") for r in rej)
+    assert all(r["attempts"] == 2 for r in rej)
+    report = (tmp_path / "traces_report.md").read_text()
+    assert f"| **all** | {res['kept']} |" in report

@@ -103,3 +103,67 @@ def test_official_records_score_unchanged(tmp_path):
     pred.write_text(json.dumps({"id": "official-1", "response": "\\boxed{7}"}) + "\n")
     s = evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o")])
     assert s["overall"] == 100.0 and t.solve([7, 1, 5, 3, 6, 4]) == 7
+
+
+# ---- model mode on the tiny model ------------------------------------------------------------------
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import vlm  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    synth.main(["--out", str(d / "bench"), "--tasks", "maze,buy_sell_stock,graph_isomorphism",
+                "--levels", "1,2", "--count", "2", "--workers", "1"])
+    vlm.make_tiny(str(d / "model"), seed=3)
+    return d
+
+
+def _model_args(d, out, *extra):
+    return ["--model", str(d / "model"), "--records", str(d / "bench/records.jsonl"), "--out", str(d / out),
+            "--max-new-tokens", "6", "--batch-size", "4", *extra]
+
+
+@pytest.mark.parametrize("mode", ["image", "text"])
+def test_model_mode_runs_end_to_end(small, mode):
+    extra = ["--text-only"] if mode == "text" else []
+    s = evaluate.main(_model_args(small, f"m-{mode}", *extra))
+    rows = [json.loads(line) for line in open(small / f"m-{mode}/predictions.jsonl")]
+    assert s["mode"] == mode and s["n"] == len(rows) == 12 and s["n_tasks"] == 3
+    assert all(r["response"] is not None and r["correct"] in (True, False) for r in rows)
+    assert (small / f"m-{mode}/table.md").exists()
+
+
+def test_resume_does_not_redo_finished_records(small, monkeypatch):
+    full = evaluate.main(_model_args(small, "r-full"))
+    out = small / "r-cut"
+    out.mkdir()
+    part = (small / "r-full/responses.rank0.jsonl").read_text().splitlines()
+    (out / "responses.rank0.jsonl").write_text("\n".join(part[:5]) + "\n")  # a run killed after 5
+    rows_sampled = []
+    real = vlm.sample
+
+    def counting(model, proc, batch, **kw):
+        rows_sampled.append(batch["input_ids"].shape[0])
+        return real(model, proc, batch, **kw)
+    monkeypatch.setattr(vlm, "sample", counting)
+    resumed = evaluate.main(_model_args(small, "r-cut"))
+    assert sum(rows_sampled) == 12 - 5
+    for k in ("overall", "per_task", "per_level", "n", "n_correct"):
+        assert resumed[k] == full[k], k
+
+
+def test_two_processes_give_the_same_predictions_as_one(small):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "evaluate.py", *_model_args(small, "p1")], cwd=ROOT, check=True,
+                   env=env, capture_output=True)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29555",
+                    "evaluate.py", *_model_args(small, "p2")], cwd=ROOT, check=True, env=env, capture_output=True)
+    a = [json.loads(line) for line in open(small / "p1/predictions.jsonl")]
+    b = [json.loads(line) for line in open(small / "p2/predictions.jsonl")]
+    assert a == b and len(a) == 12
