@@ -262,7 +262,8 @@ def main(argv=None):
         rank, world = dist_setup()
         os.makedirs(a.out, exist_ok=True)
         part = os.path.join(a.out, f"responses.rank{rank}.jsonl")
-        name = a.name or generate(a, records, root, part, rank, world)
+        model_path = generate(a, records, root, part, rank, world)
+        name = a.name or model_path
         if world > 1:
             import torch.distributed as dist
             dist.barrier()
