@@ -1,0 +1,383 @@
+"""A CPU toy reproduction of MM-HELIX Table 2: AHPO against GRPO, SFT, SFT-then-GRPO, LUFFY and
+static mixing, with a small model trained from scratch (no download, no GPU).
+
+    python repro.py --quick                              # CI smoke run: tiny sizes, 1 seed, ~1 minute
+    python repro.py                                      # the full toy run (3 seeds, 2 CPU cores)
+    python repro.py --results-dir repro/results          # ... and copy table + plots there
+
+The protocol (issue 11), every stage called through its own `main(argv)`:
+  1. data (synth.py, elicit.py --text-only): held-out evaluation sets first, from the bench split
+     (seeds from 0); then the training pools from the train split with `--exclude` set to the
+     evaluation records, so no public state is shared (checked again here by canonical hash);
+  2. base model (vlm.make_tiny, a text-only Qwen2 "causal" model, then sft.py from scratch) on
+     verified traces of the GENERAL tasks at easy levels plus the TARGET tasks at level 1;
+  3. from that base, the same budget (optimizer steps x prompts per step) for each method on the
+     TARGET tasks at harder levels with elicit.py's expert traces:
+        grpo, sft, static, luffy, ahpo   ahpo.py --mode ...
+        sft-then-grpo                    sft.py for half the steps, then ahpo.py --mode grpo for half
+  4. evaluate.py --text-only (greedy) on held-out target instances (in-domain) and held-out general
+     tasks (forgetting), for each seed; a Markdown table in Table 2's layout, reward and xi-rate
+     curves (Pillow PNGs) and the wall time of each run.
+
+Compact traces (said in the output too): elicit.py's rule-based traces are 200-650 tokens with the
+tiny tokenizer, far beyond what a model this size can learn to reproduce in minutes, and rollouts
+of that length would not fit the CPU budget. So each VERIFIED elicit.py trace is cut to its
+conclusion: the assistant turn keeps only elicit's final `\\boxed{answer}` (the same answer the
+verifier accepted). Prompts are elicit's, unchanged. `--trace-style full` keeps the whole trace.
+
+Everything lands in --out (default runs/repro/): data/, base/, <method>-s<seed>/ (metrics.jsonl,
+eval-*/, log.txt), table.md, results.json, reward.png, xi_rate.png.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import tasks
+
+METHODS = ("grpo", "sft", "sft-then-grpo", "luffy", "static", "ahpo")
+LABELS = {"base": "Base (SFT from scratch)", "grpo": "GRPO", "sft": "SFT", "sft-then-grpo": "SFT then GRPO",
+          "luffy": "LUFFY", "static": "Static hybrid", "ahpo": "AHPO"}
+PAPER = {"base": (6.3, 36.5), "grpo": (9.0, 36.7), "sft": (23.8, 29.9), "sft-then-grpo": (23.3, 36.7),
+         "luffy": (9.1, 35.4), "ahpo": (24.9, 42.2)}   # Table 2, Qwen2.5-VL-7B (static: not in the table)
+
+# Two settings. Targets have short integer answers whose range grows with the level, so a base that
+# saw only level 1 rarely hits levels 2-4 (sparse rewards), yet can hit them by sampling.
+SETTINGS = {
+    "full": dict(targets="lis,h_index", target_levels="2,3,4", general="graph_isomorphism,hills_valleys",
+                 general_levels="1,2", base_count=150, target_count=60, eval_count=6,
+                 hidden=64, layers=2, heads=4, kv_heads=2, base_steps=100, base_batch=16, base_lr=3e-3,
+                 steps=12, prompts=4, rollouts=5, lr=1e-3, max_new_tokens=10, seeds="1,2,3"),
+    "quick": dict(targets="lis,h_index", target_levels="2,3", general="graph_isomorphism,hills_valleys",
+                  general_levels="1", base_count=8, target_count=6, eval_count=1,
+                  hidden=32, layers=1, heads=2, kv_heads=1, base_steps=10, base_batch=8, base_lr=3e-3,
+                  steps=2, prompts=4, rollouts=3, lr=1e-3, max_new_tokens=8, seeds="1"),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="the CI setting: tiny sizes, 1 seed, few steps")
+    p.add_argument("--out", default=None, help="output folder (default runs/repro, runs/repro-quick with --quick)")
+    p.add_argument("--results-dir", default=None, help="copy table.md, results.json and the plots here")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--report-only", action="store_true",
+                   help="no training: rebuild table.md and the plots from --out's results.json (e.g. a partial run)")
+    p.add_argument("--trace-style", choices=("compact", "full"), default="compact",
+                   help="compact: elicit's verified trace cut to its boxed answer; full: unchanged")
+    for k, v in SETTINGS["full"].items():   # every setting can be overridden; defaults from --quick/full
+        p.add_argument("--" + k.replace("_", "-"), type=type(v), default=None, help=f"(full: {v})")
+    a = p.parse_args(argv)
+    base = SETTINGS["quick" if a.quick else "full"]
+    for k, v in base.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    a.out = a.out or ("runs/repro-quick" if a.quick else "runs/repro")
+    a.seeds = [int(s) for s in a.seeds.split(",")]
+    a.methods = [m for m in a.methods.split(",") if m]
+    bad = [m for m in a.methods if m not in METHODS]
+    if bad:
+        p.error(f"--methods: unknown {bad}")
+    return a
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def call(stage, argv, log):
+    """Run a stage's main(argv) in this process (no re-import cost), its stderr/stdout to `log`."""
+    import importlib
+    mod = importlib.import_module(stage)
+    with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stderr(f), contextlib.redirect_stdout(f):
+        print(f"$ python {stage}.py {' '.join(map(str, argv))}", file=f, flush=True)
+        t = time.perf_counter()
+        mod.main([str(x) for x in argv])
+        return time.perf_counter() - t
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def state_hashes(path):
+    return {(r["task"], tasks.get(r["task"]).canonical(tasks.state_of(r))) for r in read_jsonl(path)}
+
+
+# ---- 1. data ---------------------------------------------------------------------------------------
+def make_data(a, d, log):
+    os.makedirs(d, exist_ok=True)
+    sets = {  # name: (split, tasks, levels, count)
+        "eval_target": ("bench", a.targets, a.target_levels, a.eval_count),
+        "eval_general": ("bench", a.general, a.general_levels, a.eval_count),
+        "base_train": ("train", a.general + "," + a.targets, None, a.base_count),
+        "target_train": ("train", a.targets, a.target_levels, a.target_count),
+    }
+    for name, (split, tk, lv, n) in sets.items():
+        if name == "base_train":   # general tasks at their easy levels + targets at level 1: two calls
+            for sub, (t2, l2) in {"g": (a.general, a.general_levels), "t": (a.targets, "1")}.items():
+                call("synth", ["--split", "train", "--tasks", t2, "--levels", l2, "--count", n, "--no-images",
+                               "--exclude", os.path.join(d, "eval_all.jsonl"), "--out", os.path.join(d, f"{name}_{sub}")], log)
+            rows = read_jsonl(os.path.join(d, f"{name}_g", "records.jsonl")) + \
+                read_jsonl(os.path.join(d, f"{name}_t", "records.jsonl"))
+            os.makedirs(os.path.join(d, name), exist_ok=True)
+            write_jsonl(os.path.join(d, name, "records.jsonl"), rows)
+            continue
+        argv = ["--split", split, "--tasks", tk, "--levels", lv, "--count", n, "--no-images", "--out", os.path.join(d, name)]
+        if split == "train":
+            argv += ["--exclude", os.path.join(d, "eval_all.jsonl")]
+        call("synth", argv, log)
+        if name == "eval_general":   # one exclude file with every held-out state
+            write_jsonl(os.path.join(d, "eval_all.jsonl"), read_jsonl(os.path.join(d, "eval_target", "records.jsonl"))
+                        + read_jsonl(os.path.join(d, "eval_general", "records.jsonl")))
+    held = state_hashes(os.path.join(d, "eval_all.jsonl"))
+    for name in ("base_train", "target_train"):
+        overlap = held & state_hashes(os.path.join(d, name, "records.jsonl"))
+        if overlap:
+            raise SystemExit(f"error: {name} shares {len(overlap)} states with the evaluation sets")
+    # expert traces (SERG, rule-based rewriter), verified by the task checkers
+    notes = {}
+    for name in ("base_train", "target_train"):
+        rec = os.path.join(d, name, "records.jsonl")
+        full = os.path.join(d, name, "traces_full.jsonl")
+        call("elicit", ["--records", rec, "--out", full, "--text-only"], log)
+        rows = read_jsonl(full)
+        lens = [r.get("n_tokens", 0) for r in rows]
+        if a.trace_style == "compact":
+            for r in rows:   # keep elicit's own final answer line only (its verified \boxed{...})
+                text = r["messages"][-1]["content"]
+                r["messages"][-1]["content"] = text[text.rindex("\\boxed{"):].strip()
+        write_jsonl(os.path.join(d, name, "traces.jsonl"), rows)
+        notes[name] = dict(records=len(read_jsonl(rec)), traces=len(rows),
+                           mean_full_tokens=round(sum(lens) / max(len(lens), 1)))
+    return notes
+
+
+# ---- 2-3. training runs ------------------------------------------------------------------------------
+def evaluate(a, model, run_dir, data, log):
+    # greedy, batch 8; a fresh output folder each time (evaluate.py resumes from old responses)
+    acc = {}
+    for key, name in (("in_domain", "eval_target"), ("general", "eval_general")):
+        out = os.path.join(run_dir, f"eval-{key}")
+        shutil.rmtree(out, ignore_errors=True)   # evaluate.py resumes from old responses otherwise
+        call("evaluate", ["--records", os.path.join(data, name, "records.jsonl"), "--model", model, "--text-only",
+                          "--out", out, "--max-new-tokens", a.max_new_tokens, "--batch-size", 8], log)
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+            acc[key] = json.load(f)["overall"]
+    return acc
+
+
+def train_base(a, out, data, log):
+    import vlm
+    d = os.path.join(out, "base")
+    t = time.perf_counter()
+    if not os.path.isdir(os.path.join(d, "final")):   # an existing base is reused (same --out)
+        vlm.make_tiny(os.path.join(d, "init"), kind="causal", seed=0, hidden=a.hidden, layers=a.layers,
+                      heads=a.heads, kv_heads=a.kv_heads)
+        call("sft", ["--model", os.path.join(d, "init"), "--data", os.path.join(data, "base_train", "traces.jsonl"),
+                     "--out", d, "--max-steps", a.base_steps, "--batch-size", a.base_batch,
+                     "--micro-batch-size", a.base_batch, "--lr", a.base_lr, "--text-only", "--save-every", 10 ** 6,
+                     "--no-resume", "--seed", 0], log)
+        wall = time.perf_counter() - t
+    else:   # reused from an earlier run of the same --out: its logged step times
+        wall = sum(r["seconds"] for r in read_jsonl(os.path.join(d, "metrics.jsonl")))
+        print(f"reusing {d}/final (delete it to retrain the base)", flush=True)
+    acc = evaluate(a, os.path.join(d, "final"), d, data, log)
+    return dict(method="base", seed=0, wall_s=round(wall, 1), **acc)
+
+
+def train_method(a, method, seed, base, out, data, log):
+    d = os.path.join(out, f"{method}-s{seed}")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    records = os.path.join(data, "target_train", "records.jsonl")
+    traces = os.path.join(data, "target_train", "traces.jsonl")
+    common = ["--records", records, "--traces", traces, "--prompts-per-step", a.prompts, "--rollouts", a.rollouts,
+              "--max-new-tokens", a.max_new_tokens, "--lr", a.lr, "--text-only", "--seed", seed,
+              "--save-every", 10 ** 6, "--no-resume"]
+    t = time.perf_counter()
+    if method == "sft-then-grpo":   # the same budget: half the steps each
+        s1 = a.steps // 2
+        call("sft", ["--model", base, "--data", traces, "--out", os.path.join(d, "sft"), "--max-steps", s1,
+                     "--batch-size", a.prompts, "--micro-batch-size", a.prompts, "--lr", a.lr, "--warmup", 0,
+                     "--text-only", "--save-every", 10 ** 6, "--no-resume", "--seed", seed], log)
+        call("ahpo", ["--mode", "grpo", "--model", os.path.join(d, "sft", "final"), "--out", d,
+                      "--steps", a.steps - s1] + common, log)
+    else:
+        call("ahpo", ["--mode", method, "--model", base, "--out", d, "--steps", a.steps] + common, log)
+    wall = time.perf_counter() - t
+    acc = evaluate(a, os.path.join(d, "final"), d, data, log)
+    return dict(method=method, seed=seed, wall_s=round(wall, 1), **acc)
+
+
+# ---- 4. table and plots ------------------------------------------------------------------------------
+def mean_spread(xs):
+    m = statistics.fmean(xs)
+    return m, (statistics.pstdev(xs) if len(xs) > 1 else 0.0)
+
+
+def table(a, rows, notes, base_sparse):
+    base = next(r for r in rows if r["method"] == "base")
+    n_seeds = len(a.seeds)
+    lines = [f"| Method | In-domain acc (targets L{a.target_levels.replace(',', '/')}) | General acc (forgetting) "
+             f"| In-domain change vs base | General change vs base | Wall time / run (s) | Paper (MM-HELIX / general) |",
+             "|---|---|---|---|---|---|---|"]
+    pm = lambda m, s: f"{m:.1f} ± {s:.1f}"  # noqa: E731
+    lines.append(f"| {LABELS['base']} | {base['in_domain']:.1f} | {base['general']:.1f} | - | - | {base['wall_s']:.0f} "
+                 f"| {PAPER['base'][0]} / {PAPER['base'][1]} |")
+    for m in a.methods:
+        rs = [r for r in rows if r["method"] == m]
+        if not rs:
+            continue
+        ind, gen = mean_spread([r["in_domain"] for r in rs]), mean_spread([r["general"] for r in rs])
+        dind = mean_spread([r["in_domain"] - base["in_domain"] for r in rs])
+        dgen = mean_spread([r["general"] - base["general"] for r in rs])
+        w = statistics.fmean([r["wall_s"] for r in rs])
+        paper = f"{PAPER[m][0]} / {PAPER[m][1]}" if m in PAPER else "-"
+        lines.append(f"| {LABELS[m]} | {pm(*ind)} | {pm(*gen)} | {dind[0]:+.1f} | {dgen[0]:+.1f} | {w:.0f} | {paper} |")
+    style = ("elicit.py verified traces cut to their final \\boxed{} answer" if a.trace_style == "compact"
+             else "elicit.py traces unchanged")
+    head = [f"# Toy Table 2 ({'quick' if a.quick else 'full'} setting)", "",
+            f"Accuracy in percent (evaluate.py --text-only, greedy, mean over tasks), mean ± population std over "
+            f"{n_seeds} seed(s) {a.seeds}; the base is one model (seed 0). Targets: {a.targets} at levels "
+            f"{a.target_levels} ({a.eval_count} held-out bench-split instances per task and level); general: "
+            f"{a.general} at levels {a.general_levels}. Budget per method: {a.steps} steps x {a.prompts} prompts "
+            f"x {a.rollouts} rollouts, lr {a.lr}, {a.max_new_tokens} new tokens.",
+            f"Model: text-only Qwen2 from scratch, hidden {a.hidden}, {a.layers} layers; base SFT {a.base_steps} steps "
+            f"x {a.base_batch}. Traces: {a.trace_style} ({style}); "
+            f"data: {json.dumps(notes)}.",
+            f"Base reward rate on the target training pool (greedy accuracy, in-domain eval): {base_sparse}", ""]
+    return "\n".join(head + lines) + "\n"
+
+
+def plot(path, title, series, ylabel):
+    """series: {label: [(step, value)]} -> a line plot PNG with Pillow only."""
+    from PIL import Image, ImageDraw
+    W, H, L, R, T, B = 720, 420, 60, 170, 36, 44
+    img = Image.new("RGB", (W, H), "white")
+    g = ImageDraw.Draw(img)
+    pts = [p for s in series.values() for p in s]
+    xmax = max([x for x, _ in pts] + [1])
+    ymax = max([y for _, y in pts] + [1e-9])
+    ymax = 1.0 if ymax <= 1.0 else ymax
+    X = lambda x: L + (W - L - R) * (x / xmax)  # noqa: E731
+    Y = lambda y: H - B - (H - T - B) * (y / ymax)  # noqa: E731
+    g.rectangle([L, T, W - R, H - B], outline="black")
+    for k in range(6):
+        y = ymax * k / 5
+        g.line([L - 4, Y(y), L, Y(y)], fill="black")
+        g.text((L - 40, Y(y) - 6), f"{y:.2f}", fill="black")
+        g.line([L, Y(y), W - R, Y(y)], fill=(230, 230, 230))
+        x = xmax * k / 5
+        g.text((X(x) - 6, H - B + 6), f"{x:.0f}", fill="black")
+    g.text((L, 10), title, fill="black")
+    g.text(((W - R) // 2, H - 18), "step", fill="black")
+    g.text((4, T - 20), ylabel, fill="black")
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+    for k, (name, s) in enumerate(series.items()):
+        c = colors[k % len(colors)]
+        if len(s) > 1:
+            g.line([(X(x), Y(y)) for x, y in s], fill=c, width=2)
+        for x, y in s:
+            g.ellipse([X(x) - 2, Y(y) - 2, X(x) + 2, Y(y) + 2], fill=c)
+        g.line([W - R + 10, T + 10 + 18 * k, W - R + 30, T + 10 + 18 * k], fill=c, width=3)
+        g.text((W - R + 36, T + 4 + 18 * k), name, fill="black")
+    img.save(path)
+
+
+def curves(a, out, key):
+    """Seed-mean curve of a metrics.jsonl key per method (sft-then-grpo: its GRPO half, after the SFT steps)."""
+    series = {}
+    for m in a.methods:
+        per_seed = []
+        for s in a.seeds:
+            f = os.path.join(out, f"{m}-s{s}", "metrics.jsonl")
+            if os.path.exists(f):
+                per_seed.append([r[key] for r in read_jsonl(f)])
+        if per_seed:
+            n = min(len(x) for x in per_seed)
+            off = a.steps // 2 if m == "sft-then-grpo" else 0
+            series[LABELS[m]] = [(off + i + 1, statistics.fmean(x[i] for x in per_seed)) for i in range(n)]
+    return series
+
+
+def write_readme(results_dir, table_md, command):
+    """results_dir/README.md: how the committed table and plots were made, then the table itself."""
+    text = ["# Toy Table 2: committed results of repro.py", "",
+            "Made on CPU (2 cores), every number written by the script (nothing edited by hand), with:", "",
+            f"    {command}", "",
+            "Seeds: the base model is trained with seed 0 (sft.py --seed 0, vlm.make_tiny seed 0); each method "
+            "runs once per seed listed in the table header (ahpo.py / sft.py --seed). Held-out sets: synth.py "
+            "--split bench (seeds from 0); training pools: synth.py --split train (seeds from 1,000,000) with "
+            "--exclude set to the held-out records. Files: table.md, results.json (every run: accuracies, wall "
+            "time, arguments), reward.png and xi_rate.png (seed-mean curves from each run's metrics.jsonl).", "",
+            table_md]
+    with open(os.path.join(results_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(text))
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    import torch
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    out = a.out
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "log.txt")
+    t0 = time.perf_counter()
+    say = lambda msg: print(f"[repro {time.perf_counter() - t0:6.0f}s] {msg}", flush=True)  # noqa: E731
+    data = os.path.join(out, "data")
+    if a.report_only:
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            rows = json.load(f)["rows"]
+        done = {(r["method"], r["seed"]) for r in rows}
+        a.seeds = [s for s in a.seeds if any((m, s) in done for m in a.methods)]
+        notes = {n: dict(traces=len(read_jsonl(os.path.join(data, n, "traces.jsonl"))))
+                 for n in ("base_train", "target_train")}
+        return report(a, out, rows, notes, f"{rows[0]['in_domain']:.1f}% on held-out target instances",
+                      argv, t0, say)
+    notes = make_data(a, data, log)
+    say(f"data: {notes}")
+    rows = [train_base(a, out, data, log)]
+    base = os.path.join(out, "base", "final")
+    say(f"base: in-domain {rows[0]['in_domain']:.1f} general {rows[0]['general']:.1f} ({rows[0]['wall_s']}s)")
+    base_sparse = f"{rows[0]['in_domain']:.1f}% on held-out target instances"
+    for seed in a.seeds:
+        for m in a.methods:
+            r = train_method(a, m, seed, base, out, data, os.path.join(out, f"log-{m}-s{seed}.txt"))
+            rows.append(r)
+            say(f"{m} seed {seed}: in-domain {r['in_domain']:.1f} general {r['general']:.1f} ({r['wall_s']}s)")
+            with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
+                json.dump({"args": vars(a), "rows": rows}, f, indent=1)
+    return report(a, out, rows, notes, base_sparse, argv, t0, say)
+
+
+def report(a, out, rows, notes, base_sparse, argv, t0, say):
+    md = table(a, rows, notes, base_sparse)
+    md += f"\nTotal wall time: {time.perf_counter() - t0:.0f} s. Command: `python repro.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n"
+    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+        f.write(md)
+    plot(os.path.join(out, "reward.png"), "Rollout reward (mean over seeds)", curves(a, out, "reward_mean"), "reward")
+    plot(os.path.join(out, "xi_rate.png"), "xi rate: prompts with the expert term on", curves(a, out, "xi_rate"), "xi")
+    print(md)
+    if a.results_dir:
+        os.makedirs(a.results_dir, exist_ok=True)
+        for f in ("table.md", "results.json", "reward.png", "xi_rate.png"):
+            shutil.copy(os.path.join(out, f), os.path.join(a.results_dir, f))
+        write_readme(a.results_dir, md, "python repro.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    say("done")
+    return out
+
+
+if __name__ == "__main__":
+    main()
