@@ -245,12 +245,7 @@ def main(argv=None):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
     lr = a.lr if a.lr is not None else vlm.default_lr(model, big=1e-6, small=1e-3)
-    if a.zero and world > 1:
-        from torch.distributed.optim import ZeroRedundancyOptimizer
-        opt = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.AdamW, lr=lr,
-                                      weight_decay=a.weight_decay, betas=(0.9, 0.95))
-    else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
     prompts = load_prompts(a, master)
     schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
@@ -389,18 +384,7 @@ def main(argv=None):
                   f"| sample {t1 - t0:.1f}s score {t2 - t1:.1f}s train {t3 - t2:.1f}s", file=sys.stderr)
         done = step + 1
         if done % a.save_every == 0 or done == a.steps:
-            if a.zero and world > 1:
-                opt.consolidate_state_dict(to=0)
-            rngs = [None] * world
-            if world > 1:
-                torch.distributed.all_gather_object(rngs, vlm.rng_state())
-            else:
-                rngs = [vlm.rng_state()]
-            if master:
-                vlm.save_checkpoint(a.out, done, model, proc, {"step": done, "optimizer": opt.state_dict(),
-                                                              "rng": rngs, "args": vars(a)}, keep=a.keep)
-            if world > 1:
-                torch.distributed.barrier()
+            vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
     if master:
         model.eval()
         vlm.save(model, proc, os.path.join(a.out, "final"))

@@ -139,12 +139,7 @@ def main(argv=None):
     warmup = a.warmup if a.warmup is not None else max(1, int(0.03 * total))
 
     # ---- optimizer (ZeRO-1 shards its states over ranks) ---------------------------------------
-    if a.zero and world > 1:
-        from torch.distributed.optim import ZeroRedundancyOptimizer
-        opt = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.AdamW, lr=lr,
-                                      weight_decay=a.weight_decay, betas=(0.9, 0.95))
-    else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
     start = 0
     if resume:
         st = torch.load(os.path.join(resume, "trainer_state.pt"), weights_only=False)
@@ -193,18 +188,7 @@ def main(argv=None):
             print(f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
                   f"{T / dt:.0f} tok/s", file=sys.stderr)
         if done % a.save_every == 0 or done == total:
-            if a.zero and world > 1:
-                opt.consolidate_state_dict(to=0)
-            rngs = [None] * world
-            if world > 1:
-                torch.distributed.all_gather_object(rngs, vlm.rng_state())
-            else:
-                rngs = [vlm.rng_state()]
-            if master:
-                state = {"step": done, "optimizer": opt.state_dict(), "rng": rngs, "args": vars(a)}
-                vlm.save_checkpoint(a.out, done, model, proc, state, keep=a.keep)
-            if world > 1:
-                torch.distributed.barrier()
+            vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
     if master:
         model.eval()
         vlm.save(model, proc, os.path.join(a.out, "final"))

@@ -868,6 +868,32 @@ def save_checkpoint(out, step, model, proc, trainer_state, keep=2, name=None):
     return path
 
 
+def make_optimizer(params, lr, weight_decay, zero, world):
+    """AdamW, with its states sharded over ranks (ZeRO-1) when `zero` and world > 1."""
+    if zero and world > 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+        return ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.AdamW, lr=lr,
+                                       weight_decay=weight_decay, betas=(0.9, 0.95))
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
+
+
+def checkpoint(out, step, model, proc, opt, args, rank, world, keep=2):
+    """Collective: every rank calls it. Gathers the (sharded) optimizer state and every rank's
+    RNG state, rank 0 writes out/step-N, all ranks wait for it."""
+    if world > 1 and hasattr(opt, "consolidate_state_dict"):
+        opt.consolidate_state_dict(to=0)
+    rngs = [None] * world
+    if world > 1:
+        torch.distributed.all_gather_object(rngs, rng_state())
+    else:
+        rngs = [rng_state()]
+    if rank == 0:
+        state = {"step": step, "optimizer": opt.state_dict(), "rng": rngs, "args": dict(args)}
+        save_checkpoint(out, step, model, proc, state, keep=keep)
+    if world > 1:
+        torch.distributed.barrier()
+
+
 def latest_checkpoint(out):
     """The newest out/step-N folder with a trainer state, or None."""
     if not os.path.isdir(out):

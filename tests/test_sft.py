@@ -77,7 +77,8 @@ def test_ddp_two_processes_equal_one(data):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = _args(data, "one", "--max-steps", "3", "--batch-size", "4", "--micro-batch-size", "1")
     subprocess.run([sys.executable, "sft.py", *args], cwd=ROOT, check=True, env=env, capture_output=True)
-    args2 = _args(data, "two", "--max-steps", "3", "--batch-size", "4", "--micro-batch-size", "2")
+    # ... with the AdamW states sharded over the two ranks (ZeRO-1): the same parameters
+    args2 = _args(data, "two", "--max-steps", "3", "--batch-size", "4", "--micro-batch-size", "2", "--zero")
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29544",
                     "sft.py", *args2], cwd=ROOT, check=True, env=env, capture_output=True)
     a = vlm.load(str(data / "one/final"))[0].state_dict()
