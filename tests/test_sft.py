@@ -91,8 +91,13 @@ def test_ddp_two_processes_equal_one(data):
 
 
 def test_checkpoint_loads_with_from_pretrained_and_generates(data):
-    sft.main(_args(data, "ckpt", "--max-steps", "2"))
+    sft.main(_args(data, "ckpt", "--max-steps", "2", "--grad-checkpointing", "--freeze-vision"))
     path = str(data / "ckpt/final")
+    before = vlm.load(str(data / "base"))[0].state_dict()
+    after = vlm.load(path)[0].state_dict()
+    vision = [k for k in before if ".visual." in k or k.startswith("visual.")]
+    assert vision and all(torch.equal(before[k], after[k]) for k in vision)          # frozen
+    assert any(not torch.equal(before[k], after[k]) for k in before if k not in vision)  # trained
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
     assert os.path.exists(os.path.join(path, "model.safetensors"))
