@@ -22,7 +22,7 @@ import re
 from functools import lru_cache
 
 from . import draw
-from ._shade import Search, Trace, board, capped_steps, connected, cut_cells, parse_pairs
+from ._shade import Search, Trace, board, capped_steps, components, connected, cut_cells, parse_pairs
 from .base import Task, parse_literal, step
 
 SIZES = {1: 3, 2: 4, 3: 5, 4: 6, 5: 7}
@@ -264,23 +264,7 @@ class Tapa(Task):
                 nodes = [i for i in range(N) if s[i] != 0]
                 shaded = [i for i in range(N) if s[i] == 1]
                 if shaded:
-                    comp = {}
-                    nodeset = set(nodes)
-                    parts = []
-                    for st in nodes:
-                        if st in comp:
-                            continue
-                        k = len(parts)
-                        comp[st] = k
-                        todo, mem = [st], [st]
-                        while todo:
-                            u = todo.pop()
-                            for v in adj[u]:
-                                if v in nodeset and v not in comp:
-                                    comp[v] = k
-                                    todo.append(v)
-                                    mem.append(v)
-                        parts.append(mem)
+                    comp = {i: k for k, part in enumerate(components(nodes, adj)) for i in part}
                     if len({comp[i] for i in shaded}) > 1:
                         if log:
                             log("the shaded cells can no longer be joined into one wall")
