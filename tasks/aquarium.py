@@ -13,7 +13,6 @@ from the top-left cell, as in the official prompt.
 """
 from __future__ import annotations
 
-import json
 
 from ._shade import Search, Trace, board, capped_steps, parse_pairs
 from .base import Task, parse_literal, step
@@ -242,8 +241,6 @@ class Aquarium(Task):
         return rule_ok(state, set(pairs))
 
     # ---- state strings ------------------------------------------------------------------------
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text)

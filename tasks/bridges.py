@@ -17,7 +17,6 @@ ignore the bridges.
 """
 from __future__ import annotations
 
-import json
 import re
 
 from . import draw
@@ -348,8 +347,6 @@ class Bridges(Task):
                "the number of bridges (1 or 2), for example:\n(0,4)-(2,4):1\n(2,1)-(2,4):2")
         return f"{rules}\n\n{where}\n\n{fmt}"
 
-    def state_to_str(self, state) -> str:
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text) if isinstance(text, str) else text

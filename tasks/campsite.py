@@ -204,8 +204,6 @@ class Campsite(Task):
         return rule_ok(state, {(r - 1, c - 1) for r, c in pairs})
 
     # ---- state strings ------------------------------------------------------------------------
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text)

@@ -12,7 +12,6 @@ Official state: {'grid' (0 = empty), 'inequalities': [{'cell1': [r, c], 'cell2':
 """
 from __future__ import annotations
 
-import json
 
 from . import draw
 from ._latin import (GridCSP, LatinTask, LessThan, format_example, latin_units, random_latin,
@@ -162,8 +161,6 @@ class Futoshiki(LatinTask):
                f"from top to bottom ({format_example(n)}).")
         return f"{rules}\n\n{where}\n\n{fmt}"
 
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         return _norm_state(parse_literal(text))

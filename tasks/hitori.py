@@ -12,7 +12,6 @@ list and tuple spellings `[(r, c), ...]`, `[[r, c], ...]` are read too.
 """
 from __future__ import annotations
 
-import json
 
 from ._shade import Search, Trace, board, capped_steps, connected, cut_cells, parse_pairs
 from .base import Task, parse_literal, step
@@ -229,8 +228,6 @@ class Hitori(Task):
         return rule_ok(state, set(pairs))
 
     # ---- state strings ------------------------------------------------------------------------
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text)

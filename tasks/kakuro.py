@@ -18,7 +18,6 @@ entries are accepted too), every white cell exactly once.
 """
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from itertools import combinations
@@ -457,8 +456,6 @@ class Kakuro(Task):
         return True
 
     # ---- state strings ------------------------------------------------------------------------
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text)

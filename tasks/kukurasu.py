@@ -13,7 +13,6 @@ grid there (key 'solution'); ours never does, and reading an official state drop
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from itertools import product
 
@@ -123,8 +122,6 @@ class Kukurasu(Task):
                "[[1, 0, 0], [0, 1, 1], [0, 0, 1]]).")
         return f"{rules}\n\n{where}\n\n{fmt}"
 
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text)

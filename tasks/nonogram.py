@@ -10,7 +10,6 @@ Answer: one row per line, `X` filled and `.` empty (spaces between cells are acc
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 from . import draw
@@ -217,8 +216,6 @@ class Nonogram(Task):
                 and [runs([grid[r][c] for r in range(n)]) for c in range(n)] == [list(x) for x in cols])
 
     # ---- state strings ------------------------------------------------------------------------
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text)

@@ -15,7 +15,6 @@ arrangement allows, alternating with the Latin-square rules, then MRV search.
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from itertools import permutations
 
@@ -152,8 +151,6 @@ class Skyscrapers(LatinTask):
                f"top to bottom ({format_example(n)}).")
         return f"{rules}\n\n{where}\n\n{fmt}"
 
-    def state_to_str(self, state):
-        return json.dumps(state)
 
     def state_from_str(self, text):
         return _norm_state(parse_literal(text))

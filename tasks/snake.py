@@ -18,7 +18,6 @@ question text ("Row counts: 1, 2, ..." / "Column counts: ...").
 """
 from __future__ import annotations
 
-import json
 import re
 
 from . import draw
@@ -319,8 +318,6 @@ class Snake(Task):
                "for example: (0,0) (0,1) (1,1)")
         return f"{rules}\n\n{where}\n\n{fmt}"
 
-    def state_to_str(self, state) -> str:
-        return json.dumps(state)
 
     def state_from_str(self, text):
         v = parse_literal(text) if isinstance(text, str) else text
