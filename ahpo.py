@@ -239,11 +239,7 @@ def main(argv=None):
     if a.kl_coef > 0:  # the reference is the starting model, frozen
         ref, _ = vlm.load(a.model, device=device, dtype=dtype, **pix)
         ref.requires_grad_(False)
-    if a.freeze_vision and hasattr(getattr(model, "model", None), "visual"):
-        model.model.visual.requires_grad_(False)
-    if a.grad_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
     lr = a.lr if a.lr is not None else vlm.default_lr(model, big=1e-6, small=1e-3)
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
@@ -309,7 +305,7 @@ def main(argv=None):
         T_off = vlm.all_reduce_sum(count(off_mb), world)
         # old log-probs: only needed when the batch is optimised more than once
         old = []
-        if a.epochs > 1 or ref is not None:
+        if a.epochs > 1:
             with torch.no_grad(), autocast:
                 for tb, _ in on_mb:
                     old.append(vlm.logprobs(model, tb, temperature=a.temperature)[0].detach())

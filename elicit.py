@@ -38,7 +38,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import tasks
-from tasks import build_prompt, extract_answer, read_records, record_images, state_of
+from tasks import extract_answer, read_records, record_images, state_of
 from tasks.base import ANCHOR_KINDS
 
 REWRITE_SYSTEM = (

@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 
 import tasks
-from tasks import GROUPS, LEVELS, extract_answer, read_records, score
+from tasks import GROUPS, extract_answer, read_records, score
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 
@@ -171,17 +171,15 @@ def write_outputs(out, rows, mode, name, problems):
 
 
 # ---- generation -----------------------------------------------------------------------------
-def dist_setup():
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1:
-        import torch.distributed as dist
-        dist.init_process_group("gloo" if os.environ.get("EVAL_GLOO") or not _cuda() else "nccl")
-    return rank, world
-
-
-def _cuda():
-    import torch
-    return torch.cuda.is_available()
+def read_rank_files(out):
+    """Responses written by every rank of every earlier run into `out` (any number of ranks)."""
+    responses, problems = {}, []
+    for fn in sorted(os.listdir(out)) if os.path.isdir(out) else ():
+        if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
+            got, more = read_responses(os.path.join(out, fn))
+            responses.update(got)
+            problems += more
+    return responses, problems
 
 
 def resolve_model(a):
@@ -199,18 +197,15 @@ def resolve_model(a):
     return path
 
 
-def generate(a, records, root, part_path, rank, world):
-    """Generate responses for this rank's share of `records`, appending to `part_path`
-    after every batch (so a killed run resumes)."""
+def generate(a, records, root, rank, world, device):
+    """Generate responses for this rank's share of `records`, appending to
+    out/responses.rank<r>.jsonl after every batch (so a killed run resumes)."""
     import torch
     import vlm
-    done = {}  # whatever any earlier run wrote, whatever its number of ranks
-    for fn in sorted(os.listdir(os.path.dirname(part_path) or ".")):
-        if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
-            done.update(read_responses(os.path.join(os.path.dirname(part_path), fn))[0])
+    done, _ = read_rank_files(a.out)
     mine = [r for k, r in enumerate(records) if k % world == rank and r["id"] not in done]
     model_path = resolve_model(a)
-    model, proc = vlm.load(model_path, device=a.device, dtype=a.dtype,
+    model, proc = vlm.load(model_path, device=device, dtype=a.dtype,
                            **{k: v for k, v in (("min_pixels", a.min_pixels),
                                                 ("max_pixels", a.max_pixels)) if v})
     if proc.image_processor is None and not a.text_only:
@@ -219,7 +214,7 @@ def generate(a, records, root, part_path, rank, world):
     prompts = [(r, tasks.messages_for(r, a.text_only, root)) for r in mine]
     prompts.sort(key=lambda x: len(x[1][0]["content"][-1]["text"]))
     t0, n_tok = time.perf_counter(), 0
-    with open(part_path, "a", encoding="utf-8") as f:
+    with open(os.path.join(a.out, f"responses.rank{rank}.jsonl"), "a", encoding="utf-8") as f:
         for b in range(0, len(prompts), a.batch_size):
             chunk = prompts[b:b + a.batch_size]
             batch = vlm.prompt_batch(proc, [m for _, m in chunk])
@@ -259,26 +254,19 @@ def main(argv=None):
             problems.append(f"{len(missing)} records have no response and score 0 "
                             f"(first: {missing[0]})")
     else:
-        rank, world = dist_setup()
+        import vlm
+        rank, world, device = vlm.dist_init(a.device)  # each rank on its own GPU
         os.makedirs(a.out, exist_ok=True)
-        part = os.path.join(a.out, f"responses.rank{rank}.jsonl")
-        model_path = generate(a, records, root, part, rank, world)
+        model_path = generate(a, records, root, rank, world, device)
         name = a.name or model_path
         if world > 1:
             import torch.distributed as dist
-            dist.barrier()
-            if rank != 0:
-                dist.destroy_process_group()
-                return None
-        responses = {}
-        for fn in sorted(os.listdir(a.out)):
-            if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
-                got, more = read_responses(os.path.join(a.out, fn))
-                responses.update(got)
-                problems += more
-        if world > 1:
-            import torch.distributed as dist
-            dist.destroy_process_group()
+            dist.barrier()  # every rank's file is complete before rank 0 reads them
+        vlm.dist_close()
+        if rank != 0:
+            return None
+        responses, more = read_rank_files(a.out)
+        problems += more
     rows = [judge(r, responses.get(r["id"], "")) for r in records]
     s = write_outputs(a.out, rows, mode, name, problems)
     print(open(os.path.join(a.out, "table.md")).read().split("\n## Per task")[0])

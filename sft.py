@@ -111,21 +111,14 @@ def main(argv=None):
     dtype = getattr(torch, a.dtype) if a.dtype else None
     pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
     model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
-    model.train()
-    if a.freeze_vision and hasattr(model, "visual"):
-        model.visual.requires_grad_(False)
-    elif a.freeze_vision and hasattr(getattr(model, "model", None), "visual"):
-        model.model.visual.requires_grad_(False)
-    if a.grad_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
 
     # ---- data ---------------------------------------------------------------------------------
     if not os.path.exists(a.data):
         raise SystemExit(f"error: {a.data} not found (make it with: python elicit.py)")
     examples, problems = vlm.read_traces(a.data)
-    for pr in problems:
-        print(f"warning: skipped trace: {pr}", file=sys.stderr) if master else None
+    for pr in problems if master else ():
+        print(f"warning: skipped trace: {pr}", file=sys.stderr)
     if not examples:
         raise SystemExit(f"error: no usable traces in {a.data}")
     drop = a.text_only or proc.kind != "qwen2_5_vl"

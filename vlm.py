@@ -868,6 +868,19 @@ def save_checkpoint(out, step, model, proc, trainer_state, keep=2, name=None):
     return path
 
 
+def trainable(model, freeze_vision=False, grad_checkpointing=False):
+    """Put `model` in training mode (activation checkpointing only acts in it), optionally
+    freeze the Qwen2.5-VL vision tower and recompute activations in backward; return the
+    parameters to optimise."""
+    model.train()
+    visual = getattr(getattr(model, "model", None), "visual", None)
+    if freeze_vision and visual is not None:
+        visual.requires_grad_(False)
+    if grad_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def make_optimizer(params, lr, weight_decay, zero, world):
     """AdamW, with its states sharded over ranks (ZeRO-1) when `zero` and world > 1."""
     if zero and world > 1:
