@@ -881,13 +881,65 @@ def trainable(model, freeze_vision=False, grad_checkpointing=False):
     return [p for p in model.parameters() if p.requires_grad]
 
 
+class MasterAdamW(torch.optim.Optimizer):
+    """AdamW whose update is made on an fp32 master copy of each low-precision parameter.
+
+    Why: with bf16 weights (the GPU default) the step lr * m / sqrt(v) ~ 1e-6 is far below half
+    a bf16 ulp of a weight near 1e-2 (about 4e-5), so plain AdamW on bf16 parameters rounds every
+    update away and the model never moves. Here the model keeps bf16 for compute; the optimizer
+    keeps, per parameter, an fp32 `master`, `exp_avg` and `exp_avg_sq` (12 bytes), updates the
+    master and writes it back rounded. fp32 parameters (CPU) are updated in place, no copy: the
+    math is torch.optim.AdamW's (decoupled weight decay, bias correction). The state lives in
+    self.state[param] like any optimizer's, so ZeRO-1 shards it and checkpoints carry it."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.tensor(0.0)
+                    st["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
+                    st["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+                    if p.dtype != torch.float32:
+                        st["master"] = p.detach().float()
+                w = st.get("master", p)
+                g = p.grad.float()
+                st["step"] += 1
+                t = st["step"].item()
+                w.mul_(1 - lr * wd)
+                st["exp_avg"].lerp_(g, 1 - b1)
+                st["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (st["exp_avg_sq"].sqrt() / math.sqrt(1 - b2 ** t)).add_(eps)
+                w.addcdiv_(st["exp_avg"], denom, value=-lr / (1 - b1 ** t))
+                if w is not p:
+                    p.copy_(w)
+
+    def load_state_dict(self, state_dict):
+        # torch casts loaded states to the parameter's dtype (bf16 here): put the fp32 ones back
+        saved = {i: dict(s) for i, s in state_dict["state"].items()}
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, s in saved.items():
+            p = params[int(i)]
+            for k, v in s.items():
+                if k != "step" and torch.is_tensor(v):
+                    self.state[p][k] = v.to(p.device, torch.float32)
+
+
 def make_optimizer(params, lr, weight_decay, zero, world):
-    """AdamW, with its states sharded over ranks (ZeRO-1) when `zero` and world > 1."""
+    """MasterAdamW, with its states sharded over ranks (ZeRO-1) when `zero` and world > 1."""
     if zero and world > 1:
         from torch.distributed.optim import ZeroRedundancyOptimizer
-        return ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.AdamW, lr=lr,
+        return ZeroRedundancyOptimizer(params, optimizer_class=MasterAdamW, lr=lr,
                                        weight_decay=weight_decay, betas=(0.9, 0.95))
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
+    return MasterAdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
 
 
 def checkpoint(out, step, model, proc, opt, args, rank, world, keep=2):

@@ -402,3 +402,57 @@ def test_sample_from_a_model_in_training(tiny):
     finally:
         model.activation_checkpointing_disable()
         model.eval()
+
+
+# ---- the optimizer sft.py and ahpo.py share ----------------------------------------------------------
+def _adam_run(opt_cls, dtype, steps=5, lr=1e-3, seed=0, same_grad=False):
+    g = torch.Generator().manual_seed(seed)
+    # bf16-exact start values, so fp32 and bf16 runs start from the same weights
+    w = torch.nn.Parameter((torch.randn(64, 32, generator=g) * 0.02).to(torch.bfloat16).to(dtype))
+    opt = opt_cls([w], lr=lr, weight_decay=0.1, betas=(0.9, 0.95))
+    grad = torch.randn(w.shape, generator=g)
+    for _ in range(steps):
+        w.grad = (grad if same_grad else torch.randn(w.shape, generator=g)).to(dtype)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return w, opt
+
+
+def test_master_adamw_is_adamw_on_fp32_parameters():
+    ours, _ = _adam_run(vlm.MasterAdamW, torch.float32)
+    ref, _ = _adam_run(torch.optim.AdamW, torch.float32)
+    assert torch.allclose(ours, ref, atol=1e-7, rtol=1e-6)
+    assert not torch.equal(ours, _adam_run(vlm.MasterAdamW, torch.float32, steps=0)[0])  # it did move
+
+
+def test_master_adamw_moves_bf16_weights_that_plain_adamw_cannot():
+    # lr 1e-6 (the real-run AHPO default) on weights near 0.02, a steady gradient: each update is
+    # ~1e-6, under half a bf16 ulp (~4e-5), so torch's AdamW on bf16 parameters leaves all weights
+    # but the few nearest zero bit-identical, although 200 steps add up to ~2e-4 (over an ulp).
+    run = dict(steps=200, lr=1e-6, same_grad=True)
+    start, _ = _adam_run(torch.optim.AdamW, torch.bfloat16, steps=0)
+    plain, _ = _adam_run(torch.optim.AdamW, torch.bfloat16, **run)
+    assert (plain != start).float().mean() < 0.05
+    ours, opt = _adam_run(vlm.MasterAdamW, torch.bfloat16, **run)
+    master = opt.state[ours]["master"]
+    assert master.dtype == torch.float32 and ours.dtype == torch.bfloat16
+    ref, _ = _adam_run(torch.optim.AdamW, torch.float32, **run)   # same (bf16-exact) grads in fp32
+    # the master follows fp32 AdamW (grads were bf16-rounded in both runs: same values)
+    assert torch.allclose(master, ref, atol=1e-6)
+    assert torch.equal(ours, master.to(torch.bfloat16))            # the model holds the master, rounded
+    assert (ours != start).float().mean() > 0.5                    # and after 200 steps it has moved
+
+
+def test_master_adamw_state_round_trips_in_fp32(tmp_path):
+    w, opt = _adam_run(vlm.MasterAdamW, torch.bfloat16, steps=3)
+    torch.save(opt.state_dict(), tmp_path / "opt.pt")
+    w2 = torch.nn.Parameter(w.detach().clone())
+    opt2 = vlm.MasterAdamW([w2], lr=1e-3, weight_decay=0.1)
+    opt2.load_state_dict(torch.load(tmp_path / "opt.pt"))
+    for k in ("master", "exp_avg", "exp_avg_sq"):
+        assert opt2.state[w2][k].dtype == torch.float32
+        assert torch.equal(opt2.state[w2][k], opt.state[w][k])
+    for o, p in ((opt, w), (opt2, w2)):   # one more identical step on both
+        p.grad = torch.ones_like(p)
+        o.step()
+    assert torch.equal(w, w2)
