@@ -60,6 +60,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from PIL import Image
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast,
                           Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Config,
@@ -501,8 +502,16 @@ def _in_eval_mode(fn):
     return wrapper
 
 
+# Decoding grows the key length by one every step. cuDNN attention (torch's first choice on
+# Hopper GPUs) builds an execution plan for every new shape, ~0.35 ms of CPU per layer per step:
+# 58 ms/step against 18 ms with its plans already cached (Qwen2.5-1.5B dims, 40 rows, H100).
+# The other kernels have no per-shape set-up; on CPU the choice is the same as torch's default.
+_SAMPLER_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
 @_in_eval_mode
 @torch.inference_mode()
+@sdpa_kernel(_SAMPLER_ATTENTION)
 def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1.0, top_k=0,
            greedy=False, seed=None, eos_ids=None, drop_finished=0.25, fast=True):
     """Sample n completions per prompt of a prompt_batch() with a KV cache (no model.generate).

@@ -3,6 +3,7 @@ Benchmark: vlm.sample (hand-written prefill + KV-cache decode) against model.gen
 
     python bench/sampler.py              # ~105M-parameter Qwen2 causal LM built from a config
     python bench/sampler.py --tiny       # the tiny Qwen2.5-VL of vlm.make_tiny, prompts with images
+    python bench/sampler.py --device cuda --shape 7b   # Qwen2.5-7B's text dims, bf16 (random weights)
 
 Same model, same prompts (batch 8, left-padded, different lengths), greedy, and both forced to
 generate all --new tokens (no EOS), with the vision tokens masked in both (vlm.sample always
@@ -79,6 +80,12 @@ class PeakMemory:
             self.peak = max(self.high, malloced()) - self.base
 
 
+# text-model dims (the tiny tokenizer's 768-token vocabulary, so the LM head is small)
+SHAPES = {"105m": dict(hidden=768, layers=12, heads=12, kv_heads=4, intermediate=3072),
+          "1.5b": dict(hidden=1536, layers=28, heads=12, kv_heads=2, intermediate=8960),   # Qwen2.5-1.5B
+          "7b": dict(hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944)}    # Qwen2.5-7B
+
+
 def build(args, workdir):
     """Model, processor and a prompt batch; deterministic, so both child processes agree."""
     if args.tiny:
@@ -94,10 +101,13 @@ def build(args, workdir):
                 content.insert(0, {"type": "image", "image": path})
             chats.append([{"role": "user", "content": content}])
     else:
-        model, proc = vlm.make_tiny(None, kind="causal", seed=1, hidden=768, layers=12, heads=12, kv_heads=4,
-                                    intermediate=3072)
+        dims = SHAPES[args.shape]
+        with torch.device(args.device):   # built where it runs (a 7B model in fp32 is 30 GB)
+            model, proc = vlm.make_tiny(None, kind="causal", seed=1, **dims)
         chats = [[{"role": "user", "content": f"Solve puzzle {i}: " + "move right, left, up, down. " * (i + 1)}]
                  for i in range(args.batch)]
+    model = model.to(args.device, getattr(torch, args.dtype) if args.dtype else
+                     (torch.bfloat16 if args.device.startswith("cuda") else torch.float32))
     model.generation_config.eos_token_id = None  # generate must not stop early either
     return model, proc, vlm.prompt_batch(proc, chats)
 
@@ -136,6 +146,9 @@ def main():
     ap.add_argument("--new", type=int, default=128, help="new tokens per row (all of them are generated)")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per method, interleaved; the best counts")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="105m", help="text model dims (without --tiny)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,7 +166,7 @@ def main():
                 peaks[k].append(peak)
     tok = args.batch * args.new
     best = {k: min(v) for k, v in times.items()}
-    print(f"model: {'tiny Qwen2.5-VL' if args.tiny else 'Qwen2 causal LM'}, "
+    print(f"model: {'tiny Qwen2.5-VL' if args.tiny else 'Qwen2 causal LM ' + args.shape}, {model.dtype}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, {model.device}, "
           f"{torch.get_num_threads()} threads; batch {args.batch}, prompt {batch['input_ids'].shape[1]} tokens "
           f"(left-padded), {args.new} new tokens, greedy; load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
