@@ -1,9 +1,10 @@
 """A CPU toy reproduction of MM-HELIX Table 2: AHPO against GRPO, SFT, SFT-then-GRPO, LUFFY and
 static mixing, with a small model trained from scratch (no download, no GPU).
 
-    python repro.py --quick                              # CI smoke run: tiny sizes, 1 seed, ~1 minute
-    python repro.py                                      # the full toy run (3 seeds, 2 CPU cores)
+    python repro.py --quick                              # CI smoke run: tiny sizes, 1 seed, < 1 minute
+    python repro.py                                      # the full toy run (3 seeds, ~25 min on 2 cores)
     python repro.py --results-dir repro/results          # ... and copy table + plots there
+    python repro.py --target-levels 4 --rollouts 5 --out runs/repro-sparse   # sparser rewards
 
 The protocol (issue 11), every stage called through its own `main(argv)`:
   1. data (synth.py, elicit.py --text-only): held-out evaluation sets first, from the bench split
@@ -15,9 +16,10 @@ The protocol (issue 11), every stage called through its own `main(argv)`:
      TARGET tasks at harder levels with elicit.py's expert traces:
         grpo, sft, static, luffy, ahpo   ahpo.py --mode ...
         sft-then-grpo                    sft.py for half the steps, then ahpo.py --mode grpo for half
-  4. evaluate.py --text-only (greedy) on held-out target instances (in-domain) and held-out general
-     tasks (forgetting), for each seed; a Markdown table in Table 2's layout, reward and xi-rate
-     curves (Pillow PNGs) and the wall time of each run.
+  4. evaluate.py --text-only on held-out target instances (in-domain) and held-out general tasks
+     (forgetting), for each seed: greedy, and the mean of --samples samples at temperature 1; a
+     Markdown table in Table 2's layout (one per measure), reward and xi-rate curves (Pillow
+     PNGs) and the wall time of each run.
 
 Compact traces (said in the output too): elicit.py's rule-based traces are 200-650 tokens with the
 tiny tokenizer, far beyond what a model this size can learn to reproduce in minutes, and rollouts
@@ -354,10 +356,12 @@ def plot(path, title, series, ylabel):
     img.save(path)
 
 
-def curves(a, out, key):
+def curves(a, out, key, skip=()):
     """Seed-mean curve of a metrics.jsonl key per method (sft-then-grpo: its GRPO half, after the SFT steps)."""
     series = {}
     for m in a.methods:
+        if m in skip:
+            continue
         per_seed = []
         for s in a.seeds:
             f = os.path.join(out, f"{m}-s{s}", "metrics.jsonl")
@@ -426,7 +430,8 @@ def report(a, out, rows, notes, base_sparse, argv, t0, say):
     md += f"\nTotal wall time: {time.perf_counter() - t0:.0f} s. Command: `python repro.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n"
     with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
         f.write(md)
-    plot(os.path.join(out, "reward.png"), "Rollout reward (mean over seeds)", curves(a, out, "reward_mean"), "reward")
+    plot(os.path.join(out, "reward.png"), "Rollout reward (mean over seeds)", curves(a, out, "reward_mean", skip=("sft",)),
+         "reward")   # sft samples no rollouts: no reward curve
     plot(os.path.join(out, "xi_rate.png"), "xi rate: prompts with the expert term on", curves(a, out, "xi_rate"), "xi")
     print(md)
     if a.results_dir:
