@@ -83,24 +83,19 @@ def load_records(path, need_images):
 def read_responses(path):
     """{id: response} from a JSONL; bad lines are reported with file, line and field."""
     out, problems = {}, []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                problems.append(f"{path}:{i}: field '-': not valid JSON ({e})")
-                continue
-            if not isinstance(obj, dict) or "id" not in obj:
-                problems.append(f"{path}:{i}: field 'id': missing")
-                continue
-            resp = obj.get("response")
-            if not isinstance(resp, str):
-                problems.append(f"{path}:{i}: field 'response': expected a string, got "
-                                f"{type(resp).__name__}; scored as an empty response")
-                resp = ""
-            out[str(obj["id"])] = resp
+    for i, obj, bad in tasks.records.jsonl_rows(path):
+        if bad:
+            problems.append(f"{path}:{i}: field '-': {bad}")
+            continue
+        if not isinstance(obj, dict) or "id" not in obj:
+            problems.append(f"{path}:{i}: field 'id': missing")
+            continue
+        resp = obj.get("response")
+        if not isinstance(resp, str):
+            problems.append(f"{path}:{i}: field 'response': expected a string, got "
+                            f"{type(resp).__name__}; scored as an empty response")
+            resp = ""
+        out[str(obj["id"])] = resp
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     return out, problems

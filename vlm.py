@@ -981,36 +981,32 @@ def read_traces(path):
     """Traces written by elicit.py -> (examples, problems). An example is the record with
     `prompt` (the messages before the last) and `completion` (the assistant text); image paths
     are resolved against the traces file's folder. Problems name file, line and field."""
+    from tasks.records import jsonl_rows   # the JSONL reading every stage shares (no torch)
     examples, problems = [], []
     root = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                problems.append(f"{path}:{i}: field '-': not valid JSON ({e})")
-                continue
-            msgs = rec.get("messages") if isinstance(rec, dict) else None
-            if not isinstance(msgs, list) or len(msgs) < 2:
-                problems.append(f"{path}:{i}: field 'messages': missing or shorter than 2 turns")
-                continue
-            last = msgs[-1]
-            if not isinstance(last, dict) or last.get("role") != "assistant" or not isinstance(last.get("content"), str):
-                problems.append(f"{path}:{i}: field 'messages': the last turn must be an assistant string")
-                continue
-            try:
-                _check(msgs[:-1])
-            except ValueError as e:
-                problems.append(f"{path}:{i}: field 'messages': {e}")
-                continue
-            prompt = [dict(m, content=m["content"] if isinstance(m["content"], str) else
-                           [dict(it, image=it["image"] if not isinstance(it.get("image"), str)
-                                 or os.path.isabs(it["image"]) else os.path.join(root, it["image"]))
-                            if it["type"] == "image" else it for it in m["content"]])
-                      for m in msgs[:-1]]
-            examples.append({**rec, "prompt": prompt, "completion": last["content"], "line": i})
+    for i, rec, bad in jsonl_rows(path):
+        if bad:
+            problems.append(f"{path}:{i}: field '-': {bad}")
+            continue
+        msgs = rec.get("messages") if isinstance(rec, dict) else None
+        if not isinstance(msgs, list) or len(msgs) < 2:
+            problems.append(f"{path}:{i}: field 'messages': missing or shorter than 2 turns")
+            continue
+        last = msgs[-1]
+        if not isinstance(last, dict) or last.get("role") != "assistant" or not isinstance(last.get("content"), str):
+            problems.append(f"{path}:{i}: field 'messages': the last turn must be an assistant string")
+            continue
+        try:
+            _check(msgs[:-1])
+        except ValueError as e:
+            problems.append(f"{path}:{i}: field 'messages': {e}")
+            continue
+        prompt = [dict(m, content=m["content"] if isinstance(m["content"], str) else
+                       [dict(it, image=it["image"] if not isinstance(it.get("image"), str)
+                             or os.path.isabs(it["image"]) else os.path.join(root, it["image"]))
+                        if it["type"] == "image" else it for it in m["content"]])
+                  for m in msgs[:-1]]
+        examples.append({**rec, "prompt": prompt, "completion": last["content"], "line": i})
     return examples, problems
 
 

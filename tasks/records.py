@@ -101,21 +101,30 @@ def check_record(record, path: str, line: int, need_images: bool = False) -> dic
     return record
 
 
-def read_records(path: str, need_images: bool = False):
-    """Read a records JSONL. Returns (records, errors): errors are RecordErrors for lines
-    that could not be used; nothing is dropped silently."""
-    records, errors = [], []
+def jsonl_rows(path: str):
+    """(line number, value, problem) for each non-blank line of a JSONL file: the parsed value
+    and None, or None and why the line is not JSON, so that readers report it, never skip it."""
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                value = json.loads(line)
             except ValueError as e:
-                errors.append(RecordError(path, i, "-", f"not valid JSON ({e})"))
+                yield i, None, f"not valid JSON ({e})"
                 continue
-            try:
-                records.append(check_record(rec, path, i, need_images))
-            except RecordError as e:
-                errors.append(e)
+            yield i, value, None
+
+
+def read_records(path: str, need_images: bool = False):
+    """Read a records JSONL. Returns (records, errors): errors are RecordErrors for lines
+    that could not be used; nothing is dropped silently."""
+    records, errors = [], []
+    for i, rec, bad in jsonl_rows(path):
+        try:
+            if bad:
+                raise RecordError(path, i, "-", bad)
+            records.append(check_record(rec, path, i, need_images))
+        except RecordError as e:
+            errors.append(e)
     return records, errors
