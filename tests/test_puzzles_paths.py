@@ -76,13 +76,13 @@ def test_word_ladder_levels_and_slack():
         assert inst.state["max_steps"] == inst.meta["optimal_steps"] + word_ladder.SLACK
         assert len(inst.solution) - 1 == inst.meta["optimal_steps"]
         q = word_ladder.TASK.question(inst.state, text_only=True)
-        assert f"at most {inst.state['max_steps']} steps" in q and "common English" in q
+        assert f"at most {inst.state['max_steps']} steps" in q and "through common words" in q
     assert _mean_meta("word_ladder", "optimal_steps", 5) > _mean_meta("word_ladder", "optimal_steps", 1) + 3
 
 
 def test_word_ladder_corruptions_fail():
     t = word_ladder.TASK
-    vocab = word_ladder.dictionary("common")
+    vocab = word_ladder.dictionary("common", verify=True)
     for inst in insts("word_ladder", range(8)):
         st, path = inst.state, list(inst.solution)
         fmt = t.format_answer
@@ -126,6 +126,26 @@ def test_word_ladder_other_valid_ladders_pass():
         assert t.verify(", ".join(w.upper() for w in path), st)
         assert t.verify(" → ".join(path), st)
     assert found >= 5
+
+
+def test_word_ladder_dictionaries():
+    # issue 17: real words the old list lacked are accepted (plurals and inflections too);
+    # generation draws from the common list only, which is a subset of what is accepted
+    common = word_ladder.dictionary("common")
+    accepted = word_ladder.dictionary("common", verify=True)
+    for w in "has box gym vet oat wow goes says paid cars dogs".split():
+        assert w in accepted, w
+    assert common < accepted and len(common) > 4000
+    for w in "qxz bonx xyzzy".split():          # not words: never accepted
+        assert w not in accepted
+    # a ladder through a word that is real but not common: vet is in no generated ladder's
+    # list, yet "bet -> vet -> vat" is three real words one letter apart
+    st = {"start_word": "bet", "target_word": "vat", "word_length": 3, "max_steps": 4,
+          "dictionary": "common"}
+    assert word_ladder.TASK.verify("bet -> vet -> vat", st)
+    assert not word_ladder.TASK.verify("bet -> bxt -> vat", st)
+    for inst in insts("word_ladder"):
+        assert all(w in common for w in inst.solution)
 
 
 def test_word_ladder_state_does_not_leak_the_ladder():
