@@ -15,6 +15,7 @@ C-speed passes (regex, str methods) over the text: linear in its length.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 MAX_PEEL = 8  # layers of enclosing markup removed at most (bounded time on '**' * 10**5)
 
@@ -99,3 +100,28 @@ def grid_text(text: str) -> str:
     t = _DROP.sub(" ", t)
     t = _ROWBREAK.sub("\n", t)
     return t.replace("&", " ")
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})")
+_SPACE = re.compile(r"\s+")
+MAX_COMPARED = 20_000  # characters: longer answers are not compared (bounded time)
+
+
+def normalise(text: str, keep_dot: bool = False) -> str:
+    """An answer written for comparison: presentation dropped (clean, spaced), lower case,
+    no whitespace; an exact number in its lowest terms ('12.0' -> '12')."""
+    t = spaced(clean(text, keep_dot=keep_dot))
+    if _NUMBER.fullmatch(t):
+        v = Fraction(t)
+        return str(v.numerator) if v.denominator == 1 else str(v)
+    return _SPACE.sub("", t).lower()
+
+
+def same_answer(answer, reference, keep_dot: bool = False) -> bool:
+    """True iff `answer` is `reference` once both are normalised (never raises)."""
+    if not isinstance(answer, str) or not isinstance(reference, str):
+        return False
+    if len(answer) > MAX_COMPARED or len(reference) > MAX_COMPARED:
+        return False
+    a = normalise(answer, keep_dot)
+    return bool(a) and a == normalise(reference, keep_dot)
