@@ -40,6 +40,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ("$\\boxed{12}$", "12"),
     ("\\boxed{$12$}", "12"),
     ("", ""),
+    # issue 17: markers nested as real models write them
+    ("<answer>\\boxed{8}</answer>", "8"),
+    ("<|begin_of_box|>\\boxed{8}<|end_of_box|>", "8"),
+    ("<answer>The max flow is \\boxed{8}.</answer>", "8"),
+    ("\\boxed{**up right**}", "up right"),
+    ("**\\boxed{7}**", "7"),
+    ("<answer>\\boxed{\\text{$12$}}</answer>", "12"),
+    ("<answer>\\boxed{1} and \\boxed{}</answer>", ""),                    # empty last box
+    ("\\boxed{1} then \\boxed{}", ""),
+    ("<think>x</think>\n```text\nup down\n```", "up down"),             # last fenced block
+    ("**Answer:** `9`", "9"),
 ])
 def test_extraction(response, expected):
     assert extract_answer(response) == expected

@@ -577,3 +577,29 @@ def test_shingoki_official_record():
            "answer": "(0,0)-(0,1) (0,1)-(0,2) (0,2)-(1,2) (1,2)-(2,2) (2,2)-(2,1) (2,1)-(2,0) (2,0)-(1,0) (1,0)-(0,0)"}
     assert tasks.score("\\boxed{" + rec["answer"] + "}", rec)
     assert not tasks.score("\\boxed{(0,0)-(0,1) (0,1)-(1,1) (1,1)-(1,0) (1,0)-(0,0)}", rec)
+
+
+def test_shingoki_straight_runs_as_one_segment():
+    # issue 17: the prompt calls the straight runs between turns "segments", so a run may be
+    # written end to end; any other non-unit segment is rejected
+    t = shingoki.TASK
+    long_runs = 0
+    for inst in insts("shingoki", range(3)):
+        sol = [tuple(map(tuple, e)) for e in inst.solution]
+        pts = [sol[0][0]]
+        for a, b in sol:                      # the loop's points in order
+            pts.append(b if a == pts[-1] else a)
+        runs, start = [], pts[0]
+        for p, q, r in zip(pts, pts[1:], pts[2:]):
+            if (q[0] - p[0], q[1] - p[1]) != (r[0] - q[0], r[1] - q[1]):
+                runs.append((start, q))
+                start = q
+        runs.append((start, pts[-1]))
+        fmt = lambda segs: " ".join(f"({a[0]},{a[1]})-({b[0]},{b[1]})" for a, b in segs)  # noqa: E731
+        assert t.verify(fmt(runs), inst.state)
+        long_runs += sum(abs(a[0] - b[0]) + abs(a[1] - b[1]) > 1 for a, b in runs)
+        (a, b) = runs[0]
+        assert not t.verify(fmt(runs + [runs[0]]), inst.state)                 # a run twice
+        assert not t.verify(fmt([(a, (b[0] + 1, b[1] + 1))] + runs[1:]), inst.state)  # diagonal
+        assert not t.verify(fmt([(a, a)] + runs[1:]), inst.state)                # zero length
+    assert long_runs >= 3   # the runs written above really span several points
