@@ -1,10 +1,11 @@
-"""How real models write an answer, read in one place (every verifier goes through here).
+r"""How real models write an answer, read in one place (every verifier goes through here).
 
     from tasks.formats import clean, grid_text, spaced
-    clean("**up right**.")                                  # 'up right'
-    clean("```\\n1 2\\n2 1\\n```")                            # '1 2\\n2 1'
-    spaced("up\\\\ right~left\\\\quad down")                # 'up right left down'
-    grid_text("\\\\begin{bmatrix}1 & 2 \\\\\\\\ 2 & 1\\\\end{bmatrix}")  # '1 2\\n2 1'
+    clean("**up right**.")                      # 'up right'
+    clean("```\n1 2\n2 1\n```")                # '1 2\n2 1'
+    spaced(r"up\ right~left\quad down")         # 'up right left  down'
+    grid_text(r"\begin{bmatrix}1 & 2 \\ 2 & 1\end{bmatrix}").split()   # ['1', '2', '2', '1'],
+                                                # on two lines
 
 `Task.verify` applies `clean` and `spaced` to every answer before the task parses it; grid
 parsers call `grid_text`. Each helper only rewrites *presentation* (emphasis, code fences,
