@@ -13,6 +13,7 @@ text-only modes are reported separately.
 
 Writes to --out (default runs/eval/, or runs/eval-text/ with --text-only):
   predictions.jsonl  one line per record: id, task, level, response, extracted, correct
+                     (and answer_only: true for an official record scored by its own answer)
   summary.json       overall (percent), per group, per task, per level, counts, problems
   table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
 A killed model run resumes from predictions.jsonl: finished records are not redone.
@@ -66,7 +67,7 @@ def parse_args(argv=None):
 def load_records(path, need_images):
     if not os.path.exists(path):
         sys.exit(f"error: records file {path} not found (make it with: python synth.py)")
-    records, errors = read_records(path, need_images=need_images)
+    records, errors = read_records(path, need_images=need_images, answer_only_ok=True)
     for e in errors:
         print(f"warning: skipped record: {e}", file=sys.stderr)
     seen, unique = set(), []
@@ -105,7 +106,8 @@ def read_responses(path):
 def judge(record, response):
     return {"id": record["id"], "task": tasks.task_of(record).name,
             "level": int(record.get("difficulty") or 0), "response": response,
-            "extracted": extract_answer(response), "correct": bool(score(response, record))}
+            "extracted": extract_answer(response), "correct": bool(score(response, record)),
+            **({"answer_only": True} if tasks.answer_only(record) else {})}
 
 
 def summarise(rows, mode):
@@ -125,7 +127,9 @@ def summarise(rows, mode):
             "per_task": dict(sorted(per_task.items())),
             "per_level": {str(k): 100.0 * sum(v) / len(v) for k, v in sorted(by_level.items())},
             "n": len(rows), "n_correct": sum(r["correct"] for r in rows),
-            "n_tasks": len(per_task), "tasks_in_registry": len(tasks.TASKS)}
+            "n_tasks": len(per_task), "tasks_in_registry": len(tasks.TASKS),
+            # official records with no usable state, scored against their own answer
+            "n_answer_only": sum(bool(r.get("answer_only")) for r in rows)}
 
 
 def table(summary, name):
@@ -145,6 +149,9 @@ def table(summary, name):
         lines.append(f"| {t} | {tasks.get(t).group} | {v:.1f} |")
     lines += ["", "## Per level", "", "| Level | Accuracy |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
+    if summary.get("n_answer_only"):
+        lines += ["", f"{summary['n_answer_only']} official record(s) had no usable initial_state "
+                  "and were scored against their own answer, normalised (not rule-checked)."]
     if summary.get("problems"):
         lines += ["", f"## Problems ({len(summary['problems'])})", ""]
         lines += [f"- {p}" for p in summary["problems"][:50]]

@@ -19,6 +19,7 @@ import operator
 import re
 
 from .base import Task, parse_literal, step
+from .formats import grid_text
 
 MAX_GRID_ANSWER = 6000  # characters; a grid answer of at most 81 cells is far shorter
 
@@ -406,7 +407,7 @@ def parse_int_grid(text: str, rows: int, cols: int | None = None):
     cols = cols or rows
     if not isinstance(text, str) or len(text) > MAX_GRID_ANSWER:
         return None
-    t = text.strip()
+    t = grid_text(text).strip()   # LaTeX matrices and row breaks -> rows on lines
     if not t or not _GRID_CHARS.match(t):
         return None
     if t[0] in "[(":

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from .formats import clean, spaced
+
 GROUPS = ("Algorithms", "Graphs", "Puzzles", "Games")
 LEVELS = (1, 2, 3, 4, 5)
 MAX_ANSWER_CHARS = 20_000   # longer "answers" are rejected before any parsing (bounded time)
@@ -61,6 +63,7 @@ class Task:
     official: str = ""      # the official dataset `category`, e.g. "24Points"
     group: str = ""         # one of GROUPS
     n_images: int = 1       # images per instance (graph isomorphism: 2)
+    dot_is_cell: bool = False  # answers write cells as '.', so a trailing '.' is not a full stop
 
     # ---- to implement -------------------------------------------------------------------
     def make(self, rng: random.Random, level: int) -> tuple[Any, Any, dict]:
@@ -122,8 +125,11 @@ class Task:
         """True iff `answer` (the extracted text) is a valid answer. Never raises."""
         if not isinstance(answer, str):
             return False
-        answer = answer.strip()
-        if not answer or len(answer) > MAX_ANSWER_CHARS:
+        if len(answer) > MAX_ANSWER_CHARS:
+            return False
+        # presentation only (emphasis, fences, $, a full stop, LaTeX spacing): see formats.py
+        answer = spaced(clean(answer, keep_dot=self.dot_is_cell))
+        if not answer:
             return False
         try:
             return bool(self.check(answer, state))

@@ -24,6 +24,7 @@ from functools import lru_cache
 from . import draw
 from ._latin import Budget, Constraint, Contradiction, GridCSP, trace_steps
 from .base import Task, parse_literal, step
+from .formats import grid_text
 
 LEVELS = {1: (3, 5), 2: (4, 10), 3: (5, 16), 4: (7, 28), 5: (7, 34)}
 BLANKS = {"", ".", "_", "__", "?", "-", "0", "..", "--", "x", "X"}
@@ -170,6 +171,7 @@ def parse_answer(text, n):
     separated by |, commas, spaces or brackets. None if it is not exactly that."""
     if not isinstance(text, str) or len(text) > 40 * n * n + 200:
         return None
+    text = grid_text(text)   # LaTeX matrices and row breaks -> rows on lines
     cells = _CELL.findall(text)
     if len(cells) != n * n or not _SEP.match(_CELL.sub(" ", text)):
         return None

@@ -15,6 +15,7 @@ from functools import lru_cache
 from . import draw
 from ._shade import Search, Trace, board, capped_steps
 from .base import Task, parse_literal, step
+from .formats import grid_text
 
 SIZES = {1: 3, 2: 4, 3: 5, 4: 6, 5: 7}
 FILLED = set("Xx#■1")
@@ -57,6 +58,7 @@ class Nonogram(Task):
     name = "nonogram"
     official = "nonogram"
     group = "Puzzles"
+    dot_is_cell = True      # '.' is an empty cell: 'X.X.' ends with a cell, not a full stop
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):
@@ -187,7 +189,7 @@ class Nonogram(Task):
                 return None
             lines = list(v)
         else:
-            lines = t.replace("\\\\", "\n").split("\n")
+            lines = grid_text(t).split("\n")
         grid = []
         for ln in lines:
             ln = ln.strip().strip("`").replace(" ", "").replace("\t", "").replace("|", "")

@@ -16,6 +16,7 @@ import re
 from . import draw
 from ._paths import neighbours4
 from .base import Task, parse_int, parse_literal, step
+from .formats import grid_text
 
 SIZES = {1: 4, 2: 5, 3: 6, 4: 7, 5: 8}
 DENSITY = {1: 0.40, 2: 0.34, 3: 0.30, 4: 0.26, 5: 0.22}  # share of cells given before uniqueness
@@ -190,7 +191,7 @@ def format_grid(grid) -> str:
 
 def parse_grid(text: str, allow_blank: bool):
     """Rows like `|1| |3|` (or `1 2 3`, `1,2,3`, or a 2D list) -> list of int rows."""
-    t = text.strip()
+    t = grid_text(text).strip()   # LaTeX matrices and row breaks -> rows on lines
     if t.startswith("[["):
         v = parse_literal(t)
         if not isinstance(v, list):

@@ -49,6 +49,22 @@ def state_of(record: dict, task=None):
     return task.state_from_record(record)
 
 
+_NO_STATE = ("", "{}", "[]", "null", "none", '""', "''")
+
+
+def answer_only(record: dict) -> bool:
+    """True for an official record with no usable `initial_state` (empty, as the official
+    shortest-distance generator writes some at level 5) but with its own `answer`: such a
+    record cannot be rule-checked, so it is scored against that answer, normalised
+    (formats.same_answer). Our records (they carry `task`) always have a state."""
+    if "task" in record:
+        return False
+    st = record.get("initial_state")
+    empty = st is None or (isinstance(st, str) and st.strip().lower() in _NO_STATE) or st in ({}, [])
+    ans = record.get("answer")
+    return empty and isinstance(ans, str) and bool(ans.strip())
+
+
 def build_prompt(record: dict, text_only: bool = False) -> str:
     """The evaluation prompt: the question, then the request to box the final answer."""
     q = record.get("question_text" if text_only else "question") or record.get("question") or ""
@@ -73,8 +89,10 @@ def messages_for(record: dict, text_only: bool = False, root: str = ".") -> list
 REQUIRED = ("id", "initial_state")
 
 
-def check_record(record, path: str, line: int, need_images: bool = False) -> dict:
-    """Raise RecordError (file, line, field) if `record` cannot be scored or prompted."""
+def check_record(record, path: str, line: int, need_images: bool = False,
+                 answer_only_ok: bool = False) -> dict:
+    """Raise RecordError (file, line, field) if `record` cannot be scored or prompted.
+    With `answer_only_ok` (scoring only), an official record with no usable state passes."""
     from . import task_of
     if not isinstance(record, dict):
         raise RecordError(path, line, "-", f"expected a JSON object, got {type(record).__name__}")
@@ -91,7 +109,8 @@ def check_record(record, path: str, line: int, need_images: bool = False) -> dic
     if lvl is not None and not (isinstance(lvl, int) or str(lvl).isdigit()):
         raise RecordError(path, line, "difficulty", f"not an integer level: {lvl!r}")
     try:
-        state_of(record, task)
+        if not (answer_only_ok and answer_only(record)):
+            state_of(record, task)
     except Exception as e:
         raise RecordError(path, line, "initial_state", f"cannot parse for {task.name}: {e}") from None
     if need_images:
@@ -116,15 +135,17 @@ def jsonl_rows(path: str):
             yield i, value, None
 
 
-def read_records(path: str, need_images: bool = False):
+def read_records(path: str, need_images: bool = False, answer_only_ok: bool = False):
     """Read a records JSONL. Returns (records, errors): errors are RecordErrors for lines
-    that could not be used; nothing is dropped silently."""
+    that could not be used; nothing is dropped silently. `answer_only_ok`: keep official
+    records without a usable state (see answer_only): evaluation scores them by their answer;
+    stages that need a state (synth, elicit, ahpo) leave it False."""
     records, errors = [], []
     for i, rec, bad in jsonl_rows(path):
         try:
             if bad:
                 raise RecordError(path, i, "-", bad)
-            records.append(check_record(rec, path, i, need_images))
+            records.append(check_record(rec, path, i, need_images, answer_only_ok))
         except RecordError as e:
             errors.append(e)
     return records, errors

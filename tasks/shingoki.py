@@ -8,7 +8,8 @@ whole straight stretch it lies on, turn to turn; for a black circle, its two arm
 
 State (= the official `initial_state`): rows of point labels, `B4` (black, 4), `W2` (white,
 2) or `.`; point (r, c) is row r from the top and column c from the left, 0-based. Answer:
-the loop's segments `(r1,c1)-(r2,c2)` separated by spaces, in any order and direction.
+the loop's segments `(r1,c1)-(r2,c2)` separated by spaces, in any order and direction; a
+straight run may be one segment (`(0,0)-(0,2)`, the prompt's "segments" between turns).
 
 The generator grows a random hole-free region of cells, takes its outline as the loop, puts
 circles on some of the loop's points (values read off the loop) and adds circles until the
@@ -474,12 +475,18 @@ class Shingoki(Task):
             a, b = (int(r1), int(c1)), (int(r2), int(c2))
             if not all(0 <= p[0] < n and 0 <= p[1] < m for p in (a, b)):
                 return False
-            if abs(a[0] - b[0]) + abs(a[1] - b[1]) != 1:
+            # a straight run between turns may be written as one segment: (0,0)-(0,2) is
+            # (0,0)-(0,1) (0,1)-(0,2); anything else that is not a unit step is rejected
+            if a == b or (a[0] != b[0] and a[1] != b[1]):
                 return False
-            e = (min(a, b), max(a, b))
-            if e in edges:
-                return False
-            edges.add(e)
+            lo, hi = min(a, b), max(a, b)
+            dr, dc = hi[0] - lo[0] > 0, hi[1] - lo[1] > 0
+            for k in range(max(hi[0] - lo[0], hi[1] - lo[1])):
+                p = (lo[0] + dr * k, lo[1] + dc * k)
+                e = (p, (p[0] + dr, p[1] + dc))
+                if e in edges:
+                    return False
+                edges.add(e)
         order = cycle_order(sorted(edges))
         return order is not None and loop_ok(clues_of(state), order)
 

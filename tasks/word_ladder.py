@@ -1,15 +1,22 @@
 """Word ladder: turn the start word into the target word, one letter change per step.
 
-Dictionary: tasks/data/words_common.txt (3,543 common English words of 3-5 letters; see
-tasks/data/WORDLISTS_LICENSE.md). The generator draws the start, the target and the optimal
-ladder from it, and the verifier accepts exactly its words, so the question says "common
-English words". A ladder may be at most SLACK (2) steps longer than the shortest one; the
-question states both numbers.
+Two dictionaries (tasks/data/WORDLISTS_LICENSE.md says where they come from):
+- generation: tasks/data/words_common.txt (4,410 common English words of 3-5 letters, plurals
+  and inflections included). The start, the target and the optimal ladder are drawn from it.
+- verification: that list plus tasks/data/words_english_3to5.txt (SCOWL size 70: any real
+  English word of 3-5 letters, plurals and inflections included). So any ladder of common
+  words is accepted, and so is one through a rarer real word (has, vet, oat, goes, cars).
+A ladder may be at most SLACK (2) steps longer than the shortest one through common words;
+the question states both numbers.
 
 Official records (category WordLadder) carry `{"solution", "start_word", "target_word"}`:
 the official generator leaks its ladder there. We read start and target from it, and score
 them against web2 (the list behind NLTK `words`, the official dictionary) plus our common
 list, allowing the official ladder's own length or the optimum + SLACK, whichever is larger.
+
+    from tasks import get
+    t = get("word_ladder"); inst = t.generate(level=2, seed=0)
+    t.verify(t.answer(inst), inst.state)      # True
 """
 from __future__ import annotations
 
@@ -25,6 +32,9 @@ LEVELS = {1: (3, 3, 5), 2: (4, 4, 6), 3: (4, 5, 7), 4: (5, 6, 8), 5: (5, 7, 10)}
 SLACK = 2
 COMMON, OFFICIAL = "common", "official"
 _FILES = {COMMON: ("words_common.txt",), OFFICIAL: ("words_common.txt", "words_web2_3to5.txt")}
+# what the verifier accepts for a state of each dictionary: any real English word as well
+_VERIFY_FILES = {COMMON: _FILES[COMMON] + ("words_english_3to5.txt",),
+                 OFFICIAL: _FILES[OFFICIAL] + ("words_english_3to5.txt",)}
 MAX_ANSWER_WORDS = 60
 
 _WORD_RE = re.compile(r"[A-Za-z]{1,30}")
@@ -32,9 +42,11 @@ _LADDER_SEPARATORS = re.compile(r"[\s,;>\-→—\[\]()'\"`]*")
 
 
 @lru_cache(maxsize=None)
-def dictionary(name: str) -> frozenset:
+def dictionary(name: str, verify: bool = False) -> frozenset:
+    """The words ladders are searched through (generation, solving); with `verify`, every
+    word the verifier accepts (a superset: any real English word)."""
     words = set()
-    for fn in _FILES[name]:
+    for fn in (_VERIFY_FILES if verify else _FILES)[name]:
         words.update(load_words(fn))
     return frozenset(words)
 
@@ -146,7 +158,7 @@ class WordLadder(Task):
             return False
         if len(words) - 1 > state["max_steps"]:
             return False
-        vocab = dictionary(state["dictionary"])
+        vocab = dictionary(state["dictionary"], verify=True)
         if any(w not in vocab for w in words):
             return False
         return all(one_letter_apart(a, b) for a, b in zip(words, words[1:]))
@@ -185,19 +197,18 @@ class WordLadder(Task):
     def _limits(self, state) -> str:
         k = state["max_steps"]
         if state["dictionary"] == COMMON:
-            return (f"The shortest possible ladder takes {k - SLACK} steps; any valid ladder of at "
-                    f"most {k} steps (the shortest length plus a slack of {SLACK}) is accepted.")
+            return (f"The shortest ladder through common words takes {k - SLACK} steps; any "
+                    f"valid ladder of at most {k} steps (the shortest length plus a slack of {SLACK}) is accepted.")
         return f"Use at most {k} steps."
 
     def question(self, state, text_only=False) -> str:
         n = state["word_length"]
-        vocab = ("a common English word" if state["dictionary"] == COMMON
-                 else "a valid English word")
+        vocab = "an English word"
         rules = (f"Word ladder: change the start word into the target word one letter at a time. "
                  f"Each step replaces exactly one letter (letters keep their positions; no adding, "
                  f"removing or reordering letters), and every word in the ladder, the start and "
-                 f"the target included, must be {vocab} of {n} letters (everyday dictionary "
-                 f"words: no proper nouns, abbreviations or rare words). "
+                 f"the target included, must be {vocab} of {n} letters (dictionary words, "
+                 f"plurals and other inflected forms included; no proper nouns or abbreviations). "
                  + self._limits(state))
         if text_only:
             where = (f"Start word: {state['start_word']}\nTarget word: {state['target_word']}")

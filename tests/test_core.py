@@ -40,6 +40,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ("$\\boxed{12}$", "12"),
     ("\\boxed{$12$}", "12"),
     ("", ""),
+    # issue 17: markers nested as real models write them
+    ("<answer>\\boxed{8}</answer>", "8"),
+    ("<|begin_of_box|>\\boxed{8}<|end_of_box|>", "8"),
+    ("<answer>The max flow is \\boxed{8}.</answer>", "8"),
+    ("\\boxed{**up right**}", "up right"),
+    ("**\\boxed{7}**", "7"),
+    ("<answer>\\boxed{\\text{$12$}}</answer>", "12"),
+    ("<answer>\\boxed{1} and \\boxed{}</answer>", ""),                    # empty last box
+    ("\\boxed{1} then \\boxed{}", ""),
+    ("<think>x</think>\n```text\nup down\n```", "up down"),             # last fenced block
+    ("**Answer:** `9`", "9"),
 ])
 def test_extraction(response, expected):
     assert extract_answer(response) == expected
@@ -156,3 +167,35 @@ def test_synth_gallery(tmp_path):
                    capture_output=True)
     from PIL import Image
     assert Image.open(out).size[0] > 1000
+
+
+def _official(rid, category, answer, initial_state):
+    return {"id": rid, "category": category, "question": "q", "answer": answer,
+            "difficulty": 5, "initial_state": initial_state, "images": []}
+
+
+def test_official_record_without_state_is_scored_by_its_answer(tmp_path):
+    import evaluate
+    empty = _official("sd-0", "shortest_distance_weighted", "17", "")
+    assert tasks.answer_only(empty)
+    for good in ("\\boxed{17}", "<answer>\\boxed{17.}</answer>", "\\boxed{17.0}", "Answer: **17**"):
+        assert score(good, empty), good
+    for bad in ("\\boxed{18}", "\\boxed{}", "\\boxed{17} \\boxed{}", "17 or 18", None):
+        assert not score(bad, empty), bad
+    # ours (with `task`) and official records with a state are rule-checked, never compared
+    t = tasks.get("max_flow")
+    ours = tasks.make_record(t, t.generate(1, 0), ["x.png"])
+    assert not tasks.answer_only(ours) and not tasks.answer_only({**ours, "initial_state": ""})
+    # evaluate.py keeps such a record (other stages skip it: they need a state) and counts it
+    recs = tmp_path / "records.jsonl"
+    recs.write_text(json.dumps(empty) + "\n" + json.dumps(ours) + "\n")
+    assert len(read_records(str(recs))[0]) == 1
+    assert len(read_records(str(recs), answer_only_ok=True)[0]) == 2
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "sd-0", "response": "\\boxed{17}"}) + "\n"
+                    + json.dumps({"id": ours["id"], "response": "\\boxed{%s}" % ours["answer"]}) + "\n")
+    s = evaluate.main(["--records", str(recs), "--predictions", str(pred), "--out", str(tmp_path / "out")])
+    assert s["n_correct"] == 2 and s["n_answer_only"] == 1
+    summary = json.load(open(tmp_path / "out/summary.json"))
+    assert summary["n_answer_only"] == 1
+    assert "1 official record(s) had no usable initial_state" in open(tmp_path / "out/table.md").read()

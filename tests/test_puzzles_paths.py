@@ -76,13 +76,13 @@ def test_word_ladder_levels_and_slack():
         assert inst.state["max_steps"] == inst.meta["optimal_steps"] + word_ladder.SLACK
         assert len(inst.solution) - 1 == inst.meta["optimal_steps"]
         q = word_ladder.TASK.question(inst.state, text_only=True)
-        assert f"at most {inst.state['max_steps']} steps" in q and "common English" in q
+        assert f"at most {inst.state['max_steps']} steps" in q and "through common words" in q
     assert _mean_meta("word_ladder", "optimal_steps", 5) > _mean_meta("word_ladder", "optimal_steps", 1) + 3
 
 
 def test_word_ladder_corruptions_fail():
     t = word_ladder.TASK
-    vocab = word_ladder.dictionary("common")
+    vocab = word_ladder.dictionary("common", verify=True)
     for inst in insts("word_ladder", range(8)):
         st, path = inst.state, list(inst.solution)
         fmt = t.format_answer
@@ -126,6 +126,26 @@ def test_word_ladder_other_valid_ladders_pass():
         assert t.verify(", ".join(w.upper() for w in path), st)
         assert t.verify(" → ".join(path), st)
     assert found >= 5
+
+
+def test_word_ladder_dictionaries():
+    # issue 17: real words the old list lacked are accepted (plurals and inflections too);
+    # generation draws from the common list only, which is a subset of what is accepted
+    common = word_ladder.dictionary("common")
+    accepted = word_ladder.dictionary("common", verify=True)
+    for w in "has box gym vet oat wow goes says paid cars dogs".split():
+        assert w in accepted, w
+    assert common < accepted and len(common) > 4000
+    for w in "qxz bonx xyzzy".split():          # not words: never accepted
+        assert w not in accepted
+    # a ladder through a word that is real but not common: vet is in no generated ladder's
+    # list, yet "bet -> vet -> vat" is three real words one letter apart
+    st = {"start_word": "bet", "target_word": "vat", "word_length": 3, "max_steps": 4,
+          "dictionary": "common"}
+    assert word_ladder.TASK.verify("bet -> vet -> vat", st)
+    assert not word_ladder.TASK.verify("bet -> bxt -> vat", st)
+    for inst in insts("word_ladder"):
+        assert all(w in common for w in inst.solution)
 
 
 def test_word_ladder_state_does_not_leak_the_ladder():
@@ -557,3 +577,29 @@ def test_shingoki_official_record():
            "answer": "(0,0)-(0,1) (0,1)-(0,2) (0,2)-(1,2) (1,2)-(2,2) (2,2)-(2,1) (2,1)-(2,0) (2,0)-(1,0) (1,0)-(0,0)"}
     assert tasks.score("\\boxed{" + rec["answer"] + "}", rec)
     assert not tasks.score("\\boxed{(0,0)-(0,1) (0,1)-(1,1) (1,1)-(1,0) (1,0)-(0,0)}", rec)
+
+
+def test_shingoki_straight_runs_as_one_segment():
+    # issue 17: the prompt calls the straight runs between turns "segments", so a run may be
+    # written end to end; any other non-unit segment is rejected
+    t = shingoki.TASK
+    long_runs = 0
+    for inst in insts("shingoki", range(3)):
+        sol = [tuple(map(tuple, e)) for e in inst.solution]
+        pts = [sol[0][0]]
+        for a, b in sol:                      # the loop's points in order
+            pts.append(b if a == pts[-1] else a)
+        runs, start = [], pts[0]
+        for p, q, r in zip(pts, pts[1:], pts[2:]):
+            if (q[0] - p[0], q[1] - p[1]) != (r[0] - q[0], r[1] - q[1]):
+                runs.append((start, q))
+                start = q
+        runs.append((start, pts[-1]))
+        fmt = lambda segs: " ".join(f"({a[0]},{a[1]})-({b[0]},{b[1]})" for a, b in segs)  # noqa: E731
+        assert t.verify(fmt(runs), inst.state)
+        long_runs += sum(abs(a[0] - b[0]) + abs(a[1] - b[1]) > 1 for a, b in runs)
+        (a, b) = runs[0]
+        assert not t.verify(fmt(runs + [runs[0]]), inst.state)                 # a run twice
+        assert not t.verify(fmt([(a, (b[0] + 1, b[1] + 1))] + runs[1:]), inst.state)  # diagonal
+        assert not t.verify(fmt([(a, a)] + runs[1:]), inst.state)                # zero length
+    assert long_runs >= 3   # the runs written above really span several points

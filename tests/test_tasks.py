@@ -166,3 +166,49 @@ def test_the_registry_holds_the_42_official_tasks():
     got = {g: {TASKS[n].official for n in names} for g, names in tasks.groups().items()}
     assert {g: len(v) for g, v in got.items()} == {"Algorithms": 9, "Graphs": 8, "Puzzles": 19, "Games": 6}
     assert got == OFFICIAL
+
+
+MB = 10 ** 6
+BOUND_S = 0.1
+# Adversarial responses of up to 1 MB (issue 17): deep \text{ / \boxed{ nesting, runs of $, {,
+# \, *, long digit strings, 1 MB of one character; and answers just under MAX_ANSWER_CHARS
+# (20,000) that reach each task's parser.
+ADVERSARIAL = {
+    "text-nest": "\\text{" * 50 + "a" * MB + "}" * 50,
+    "boxed-nest": "\\boxed{" * 50 + "a" * MB + "}" * 50,
+    "boxed-deep": "\\boxed{" * 10_000 + "8" + "}" * 10_000,
+    "boxed-run": "\\boxed{" * (MB // 7),
+    "text-run": "\\text{" * (MB // 12) + "}" * (MB // 12),
+    "dollars": "$" * MB, "open-braces": "{" * MB, "close-braces": "}" * MB,
+    "backslashes": "\\" * MB, "stars": "*" * MB, "digits": "9" * MB, "one-char": "a" * MB,
+    "box-digits": "\\boxed{" + "9" * MB + "}",
+    "dollar-box": "$" * (MB // 2) + "\\boxed{8}" + "$" * (MB // 2),
+    "answer-tags": "<answer>" * (MB // 8), "fences": "`" * MB,
+    "boxed-mixed": ("\\boxed{\\text{$**" * 60_000)[:MB],
+    "inner-text": "\\boxed{" + "\\text{" * 3000 + "1" + "}" * 3000 + "}",
+    "inner-digits": "\\boxed{" + "1 " * 9_990 + "}",
+    "inner-pairs": "\\boxed{" + "(1,1)-" * 3_300 + "}",
+    "inner-moves": "\\boxed{" + "up\\ " * 4_900 + "}",
+    "inner-brackets": "\\boxed{" + "[" * 9_000 + "]" * 9_000 + "}",
+    "inner-rows": "\\boxed{" + "1 & 2 \\\\ " * 2_000 + "}",
+    "inner-stars": "\\boxed{" + "*" * 9_000 + "8" + "*" * 9_000 + "}",
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_score_is_bounded_on_1mb_adversarial_responses(name):
+    """Every score() call takes < 0.1 s (the issue's bound) on these shapes. Why this bound
+    holds with room to spare: extraction is a fixed number of C-speed scans (str.find/count,
+    regex) over the response, measured at ~1-7 ms per MB on a 2-core shared machine, and
+    verify() sees at most MAX_ANSWER_CHARS characters; a per-character Python loop or a
+    quadratic pass over 1 MB costs >= 0.1 s. Each shape is timed 3 times and the fastest kept:
+    other processes on the machine can only add time, never remove it."""
+    t = TASKS[name]
+    rec = _record(t, t.generate(1, 0))
+    for shape, s in ADVERSARIAL.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            assert score(s, rec) in (True, False)
+            best = min(best, time.perf_counter() - t0)
+        assert best < BOUND_S, f"{name}: {shape} took {best:.3f}s"

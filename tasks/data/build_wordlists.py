@@ -1,19 +1,31 @@
-"""One-off script that wrote the two word lists in this folder (not imported by `tasks`).
+"""One-off script that writes the word lists in this folder (not imported by `tasks`).
 
     pip install --target /tmp/wl wordfreq==3.1.1 english-words==2.0.2
-    PYTHONPATH=/tmp/wl python tasks/data/build_wordlists.py
+    apt-get download wamerican wamerican-large        # SCOWL 2020.12.07, sizes 50 and 70
+    for f in wamerican*.deb; do dpkg-deb -x $f /tmp/scowl; done
+    PYTHONPATH=/tmp/wl python tasks/data/build_wordlists.py /tmp/scowl/usr/share/dict
 
-- words_web2_3to5.txt: every alphabetic word of 3-5 letters in the `web2` list (Webster's
-  Second International, as shipped by english-words 2.0.2), lower-cased. This is the list
-  behind NLTK's `words` corpus, i.e. the dictionary the official MM-HELIX WordLadder
-  generator used; we need it only to score official records.
-- words_common.txt: our dictionary for word ladders: the 30,000 most frequent English words
-  (wordfreq 3.1.1, `top_n_list('en', 30000)`) of 3-5 letters that are also lower-case
-  entries of both web2 and GCIDE, minus names, abbreviations, fragments and vulgar or
-  offensive words (BLOCK below). One word a line, sorted.
+- words_english_3to5.txt (the verifier's list): every lower-case, alphabetic 3-5 letter entry
+  of SCOWL size 70 (Debian `wamerican-large`, `american-english-large`): a maintained
+  spell-checker list with plurals and inflections (cars, goes, paid), without proper nouns
+  (they are capitalised there) and possessives.
+- words_common.txt (the generator's list): the 30,000 most frequent English words
+  (wordfreq 3.1.1, `top_n_list('en', 30000)`) of 3-5 letters that are lower-case entries of
+  SCOWL size 50 (Debian `wamerican`) and are, or regularly inflect (+s, +es, +d, +ed, +ing),
+  a lower-case entry of both web2 and GCIDE (english-words 2.0.2): this keeps out the
+  abbreviations and slang that SCOWL and wordfreq hold. Minus BLOCK (names, fragments,
+  vulgar words). One word a line, sorted.
+- words_web2_3to5.txt: every alphabetic 3-5 letter word of `web2` (Webster's Second
+  International, as shipped by english-words 2.0.2), lower-cased: the list behind NLTK's
+  `words` corpus, i.e. the dictionary the official MM-HELIX WordLadder generator used; we
+  need it only to score official records.
 
-Neither package is a dependency of the project: the lists are checked in.
+None of these packages is a dependency of the project: the lists are checked in.
 """
+import os
+import re
+import sys
+
 from english_words import get_english_words_set
 from wordfreq import top_n_list
 
@@ -42,19 +54,35 @@ booze sexy porn
 """.split())
 
 
+def scowl(path):
+    """Lower-case alphabetic 3-5 letter entries of a SCOWL list (capitalised = proper noun)."""
+    with open(path, encoding="utf-8") as f:
+        return {w.strip() for w in f if re.fullmatch(r"[a-z]{3,5}", w.strip())}
+
+
+def inflects(w, base):
+    return any(w.endswith(suf) and len(w) - len(suf) >= 2 and w[:-len(suf)] in base
+               for suf in ("s", "es", "d", "ed", "ing"))
+
+
 def main():
+    folder = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/dict"
+    scowl50 = scowl(os.path.join(folder, "american-english"))
+    scowl70 = scowl(os.path.join(folder, "american-english-large"))
     web2 = get_english_words_set(["web2"])
     web2_any = sorted({w.lower() for w in web2 if w.isalpha() and w.isascii() and 3 <= len(w) <= 5})
     web2_lower = {w for w in web2 if w.isalpha() and w.isascii() and w.islower()}
     gcide = get_english_words_set(["gcide"], alpha=True, lower=True)
+    base = web2_lower & gcide
     top = top_n_list("en", 30000)
-    common = sorted({w for w in top if 3 <= len(w) <= 5 and w in web2_lower and w in gcide
-                     and w not in BLOCK})
-    with open("tasks/data/words_web2_3to5.txt", "w") as f:
-        f.write("\n".join(web2_any) + "\n")
-    with open("tasks/data/words_common.txt", "w") as f:
-        f.write("\n".join(common) + "\n")
-    print(len(web2_any), len(common))
+    common = sorted({w for w in top if 3 <= len(w) <= 5 and w in scowl50 and w not in BLOCK
+                     and (w in base or inflects(w, base))})
+    english = sorted(scowl70 | set(common))
+    for name, words in (("words_web2_3to5.txt", web2_any), ("words_common.txt", common),
+                        ("words_english_3to5.txt", english)):
+        with open(os.path.join("tasks/data", name), "w") as f:
+            f.write("\n".join(words) + "\n")
+    print(len(web2_any), len(common), len(english))
 
 
 if __name__ == "__main__":
