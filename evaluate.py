@@ -15,6 +15,7 @@ Writes to --out (default runs/eval/, or runs/eval-text/ with --text-only):
   predictions.jsonl  one line per record: id, task, level, response, extracted, correct
   summary.json       overall (percent), per group, per task, per level, counts, problems
   table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
+  report.html        the same, then every instance (image, question, response, verdict) with filters
 A killed model run resumes from predictions.jsonl: finished records are not redone.
 Records that cannot be used (bad JSON, unknown task, unparsable state, missing image) are
 reported with file, line and field, and left out of the scores; the run goes on.
@@ -30,6 +31,7 @@ from collections import defaultdict
 
 import tasks
 from tasks import GROUPS, extract_answer, read_records, score
+from tasks.report import write_report
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 
@@ -264,6 +266,7 @@ def main(argv=None):
         problems += more
     rows = [judge(r, responses.get(r["id"], "")) for r in records]
     s = write_outputs(a.out, rows, mode, name, problems)
+    write_report(a.out, rows, s, records, root, name)   # report.html beside table.md
     print(open(os.path.join(a.out, "table.md")).read().split("\n## Per task")[0])
     print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "
           f"{s['n_correct']} correct); wrote {a.out}/", file=sys.stderr)

@@ -1,0 +1,204 @@
+"""report.html in a real browser: headless Chromium from the distribution (apt-get install -y
+chromium; .ci/run installs it when missing). The page is loaded from disk, its DOM read back
+after the script ran (--dump-dom), and a screenshot taken (--screenshot).
+
+    python -m pytest -q tests/test_report.py
+    python tests/test_report.py docs/report.png      # the README's screenshot, by the same code
+
+The filters are read from the URL hash, so report.html#task=maze&verdict=wrong dumps the
+filtered DOM. Skipped, saying why, only where no Chromium binary exists.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import evaluate  # noqa: E402
+import synth  # noqa: E402
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+TASKS = "maze,sudoku,lis,shortest_path"
+
+
+def find_browser():
+    return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+
+
+def make_demo(d):
+    """A small benchmark (4 tasks, levels 1-2, 2 each) scored from a predictions file in which
+    every third response is wrong and some are long: d/eval/report.html, summary.json, ..."""
+    bench, out = os.path.join(d, "bench"), os.path.join(d, "eval")
+    synth.main(["--out", bench, "--tasks", TASKS, "--levels", "1,2", "--count", "2", "--workers", "1"])
+    recs = [json.loads(x) for x in open(os.path.join(bench, "records.jsonl"), encoding="utf-8")]
+    with open(os.path.join(d, "pred.jsonl"), "w", encoding="utf-8") as f:
+        for k, r in enumerate(recs):
+            think = "<think>" + "Let me check the rules again. " * (40 if k % 2 else 1) + "</think>\n"
+            resp = think + ("\\boxed{not this}" if k % 3 == 0 else "\\boxed{%s}" % r["answer"])
+            f.write(json.dumps({"id": r["id"], "response": resp}) + "\n")
+    evaluate.main(["--records", os.path.join(bench, "records.jsonl"), "--predictions",
+                   os.path.join(d, "pred.jsonl"), "--out", out, "--name", "demo predictions"])
+    return out
+
+
+def chromium(browser, *args, timeout=60):
+    """Run headless Chromium once (own profile folder, so parallel runs do not collide)."""
+    with tempfile.TemporaryDirectory() as prof:
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--enable-logging=stderr", "--v=0", f"--user-data-dir={prof}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def screenshot(browser, url, png, size=(1280, 900)):
+    p = chromium(browser, f"--screenshot={png}", f"--window-size={size[0]},{size[1]}", url)
+    assert os.path.exists(png), p.stderr[-2000:]
+    return png
+
+
+class Dom(HTMLParser):
+    """What the tests read from a dumped DOM: entries (id, hidden), data-key cells, markers."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.entries, self.cells, self.attrs, self.imgs = [], {}, {}, []
+        self._key, self._count = None, False
+        self.count = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("html", "body"):
+            self.attrs[tag] = a
+        if "entry" in (a.get("class") or "").split():
+            self.entries.append({**a, "hidden": "hidden" in a})
+        if tag == "td" and "data-key" in a:
+            self._key = a["data-key"]
+        if tag == "img":
+            self.imgs.append(a)
+        self._count = a.get("id") == "count"
+
+    def handle_data(self, data):
+        if self._key:
+            self.cells[self._key] = data.strip()
+            self._key = None
+        if self._count:
+            self.count += data
+
+
+def load(browser, path, fragment=""):
+    """(Dom after the page's script ran, console lines Chromium logged) for path#fragment."""
+    p = chromium(browser, "--dump-dom", "file://" + os.path.abspath(path) + fragment)
+    assert p.returncode == 0, p.stderr[-2000:]
+    console = [x for x in p.stderr.splitlines() if ":CONSOLE" in x]
+    return Dom(p.stdout), console
+
+
+def errors_of(dom, console):
+    """Every sign of a script error: a console line, an error the page recorded, no ready mark."""
+    errs = list(console)
+    if dom.attrs.get("html", {}).get("data-errors"):
+        errs.append("page: " + dom.attrs["html"]["data-errors"])
+    if dom.attrs.get("body", {}).get("data-ready") != "1":
+        errs.append("the page's script did not finish")
+    return errs
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = find_browser()
+    if b is None:
+        pytest.skip("no Chromium found: install it with `apt-get install -y chromium` "
+                    "(.ci/run does); the report is not browser-tested here")
+    return b
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = make_demo(str(tmp_path_factory.mktemp("report")))
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    rows = [json.loads(x) for x in open(os.path.join(out, "predictions.jsonl"))]
+    return out, summary, rows
+
+
+def test_report_is_self_contained(demo):
+    """No network: no external script, style or image; every image link resolves from the folder."""
+    out, _, rows = demo
+    page = open(os.path.join(out, "report.html"), encoding="utf-8").read()
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    dom = Dom(page)
+    thumbs = [i for i in dom.imgs if i.get("id") != "full"]   # "full": the overlay, filled on click
+    assert len(dom.entries) == len(rows) and len(thumbs) >= len(rows)
+    for img in thumbs:
+        assert img["loading"] == "lazy" and not os.path.isabs(img["src"])
+        assert os.path.exists(os.path.join(out, img["src"]))
+
+
+def test_loads_without_console_error_and_summary_matches(browser, demo):
+    out, summary, rows = demo
+    dom, console = load(browser, os.path.join(out, "report.html"))
+    assert errors_of(dom, console) == []
+    want = {"overall": summary["overall"], **{f"group:{g}": v for g, v in summary["per_group"].items()},
+            **{f"task:{t}": v for t, v in summary["per_task"].items()},
+            **{f"level:{k}": v for k, v in summary["per_level"].items()}}
+    assert dom.cells == {k: f"{v:.1f}" for k, v in want.items()}
+    assert 0 < summary["n_correct"] < summary["n"]      # the demo has both verdicts
+    assert sum(not e["hidden"] for e in dom.entries) == len(rows) == summary["n"]
+
+
+def test_error_detection_can_fail(browser, demo, tmp_path):
+    """The check above is not vacuous: a page with a broken script is caught."""
+    out, _, _ = demo
+    bad = os.path.join(out, "broken.html")
+    page = open(os.path.join(out, "report.html"), encoding="utf-8").read()
+    with open(bad, "w", encoding="utf-8") as f:
+        f.write(page.replace("readHash(); apply();", "readHash(); apply(); noSuchFunction();"))
+    dom, console = load(browser, bad)
+    assert any("noSuchFunction" in e for e in errors_of(dom, console))
+
+
+@pytest.mark.parametrize("fragment,keep", [
+    ("#task=maze&verdict=wrong", lambda r: r["task"] == "maze" and not r["correct"]),
+    ("#group=Algorithms", lambda r: r["task"] == "lis"),
+    ("#level=2&verdict=right", lambda r: r["level"] == 2 and r["correct"]),
+    ("#q=not%20this", lambda r: "not this" in r["response"]),   # text search reaches responses
+])
+def test_filter_leaves_exactly_the_matching_entries(browser, demo, fragment, keep):
+    out, _, rows = demo
+    dom, console = load(browser, os.path.join(out, "report.html"), fragment)
+    assert errors_of(dom, console) == []
+    shown = {e["id"] for e in dom.entries if not e["hidden"]}
+    expected = {r["id"] for r in rows if keep(r)}
+    assert expected and shown == expected
+    assert dom.count.strip() == f"{len(expected)} of {len(rows)} entries"
+
+
+def test_screenshot_is_not_blank(browser, demo, tmp_path):
+    from PIL import Image
+    out, _, _ = demo
+    png = screenshot(browser, "file://" + os.path.join(out, "report.html"), str(tmp_path / "shot.png"))
+    img = Image.open(png).convert("RGB")
+    assert img.size == (1280, 900)
+    colors = img.getcolors(maxcolors=1 << 20)
+    # a blank page is one colour; text, tables and verdict badges give hundreds (anti-aliasing)
+    assert colors is None or len(colors) > 50
+    # and the page is not all background: at least 2% of pixels are not white
+    assert sum(n for n, c in colors or [] if c != (255, 255, 255)) > 0.02 * img.size[0] * img.size[1] \
+        or colors is None
+
+
+if __name__ == "__main__":
+    # python tests/test_report.py docs/report.png: the README's screenshot, made as the test makes it
+    dest = sys.argv[1] if len(sys.argv) > 1 else "docs/report.png"
+    b = find_browser() or sys.exit("error: no Chromium found (apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory() as d:
+        out = make_demo(d)
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        screenshot(b, "file://" + os.path.join(out, "report.html"), dest, size=(1200, 1000))
+    print(f"wrote {dest} ({os.path.getsize(dest) // 1024} KB)")
