@@ -10,10 +10,12 @@ question, response (collapsed when long), extracted answer, gold answer, verdict
 group, task, level and verdict and a text search, in plain JavaScript; the filters live in the
 URL hash (report.html#task=maze&verdict=wrong), so a filtered view is a link.
 
-Why it opens fast at 1,260 instances with 16k-token responses: images are <img loading="lazy">
-(none is fetched before its entry nears the viewport), entries off screen are neither laid out
-nor painted (content-visibility: auto), and the long responses are not in the DOM at all: they
-sit in one JSON block that is parsed the first time a response is opened or the search is used.
+Why it opens fast at 1,260 instances with 16k-token responses: an image is fetched only when
+its entry comes near the viewport (an IntersectionObserver sets its src), entries off screen
+are neither laid out nor painted (content-visibility: auto), and the long responses are not
+in the DOM at all: they sit in one JSON block after the page's script (the entries and the
+filters work before the browser has read it), parsed the first time a response is opened or
+the search is used.
 """
 from __future__ import annotations
 
@@ -55,8 +57,10 @@ JS = r"""
   var F = {group: 'f-group', task: 'f-task', level: 'f-level', verdict: 'f-verdict'};
   var responses = null;   // parsed on first need: the JSON block can be tens of MB
   function allResponses() {
-    if (responses === null) responses = JSON.parse(document.getElementById('responses').textContent);
-    return responses;
+    if (responses !== null) return responses;
+    var el = document.getElementById('responses');   // below this script: parsed after the entries show
+    if (!el || document.readyState === 'loading') return {};
+    return (responses = JSON.parse(el.textContent));
   }
   function readHash() {
     var h = {}; location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
@@ -95,7 +99,9 @@ JS = r"""
   // a long response is filled in the first time it is opened
   document.addEventListener('toggle', function (ev) {
     var d = ev.target; if (!d.open || !d.classList.contains('resp') || d.dataset.filled) return;
-    d.querySelector('pre.full').textContent = allResponses()[d.closest('.entry').id] || '';
+    var text = allResponses()[d.closest('.entry').id];
+    if (text === undefined) return;   // opened before the page finished loading: filled next time
+    d.querySelector('pre.full').textContent = text;
     d.dataset.filled = '1';
   }, true);
   // thumbnail -> full size in an overlay (the link still works without script)
@@ -105,8 +111,26 @@ JS = r"""
     if (a) { ev.preventDefault(); overlay.querySelector('img').src = a.getAttribute('href'); overlay.style.display = 'flex'; }
   });
   overlay.addEventListener('click', function () { overlay.style.display = 'none'; });
+  // images: fetched when their entry comes within 300 px of the viewport, never before; a
+  // filtered-out entry is not displayed, so its image is not fetched either
+  var io = 'IntersectionObserver' in window ? new IntersectionObserver(function (seen) {
+    seen.forEach(function (s) {
+      if (s.isIntersecting) { s.target.src = s.target.dataset.src; io.unobserve(s.target); }
+    });
+  }, {rootMargin: '300px'}) : null;
+  document.querySelectorAll('img[data-src]').forEach(function (im) {
+    if (io) io.observe(im); else im.src = im.dataset.src;
+  });
   readHash(); apply();
+  // a search given in the URL reaches the responses once their block has been read
+  document.addEventListener('DOMContentLoaded', function () { if (document.getElementById('f-search').value) apply(); });
   document.body.dataset.ready = '1';
+  document.body.dataset.readyMs = Math.round(performance.now());
+  // how many thumbnails were loaded by the load event: lazy ones only near the first screen
+  window.addEventListener('load', function () {
+    document.body.dataset.imagesLoaded = Array.prototype.filter.call(
+      document.querySelectorAll('.thumb img'), function (im) { return im.complete && im.naturalWidth > 0; }).length;
+  });
 })();
 """
 
@@ -153,8 +177,9 @@ def _collapsible(text: str, cls: str, lazy: bool = False) -> str:
 
 def _entry(row: dict, rec: dict, group: str, images: list[str], mode: str) -> str:
     verdict = "right" if row.get("correct") else "wrong"
+    # no src: the script sets it when the entry comes near the viewport (IntersectionObserver)
     thumbs = "".join(f'<a class="zoom" href="{esc(p)}"><img loading="lazy" decoding="async" '
-                     f'src="{esc(p)}" alt="{esc(row["id"])}"></a>' for p in images)
+                     f'data-src="{esc(p)}" alt="{esc(row["id"])}"></a>' for p in images)
     question = rec.get("question_text") if mode == "text" else rec.get("question")
     question = question or rec.get("question") or ""
     return (f'<div class="entry" id="{esc(row["id"])}" data-group="{esc(group)}" data-task="{esc(row["task"])}" '
@@ -222,8 +247,8 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
 <span id="count">{len(rows)} of {len(rows)} entries</span></div>
 <div id="entries">{"".join(entries)}</div>
 <div id="overlay"><img id="full" alt="full size"></div>
-<script type="application/json" id="responses">{blob}</script>
 <script>{JS}</script>
+<script type="application/json" id="responses">{blob}</script>
 </body></html>
 """
     path = os.path.join(out_dir, "report.html")
