@@ -376,6 +376,7 @@ def main(argv=None):
                 if err is not None:
                     n_err += 1
                     print(f"warning: {r['id']}: rewriter error: {err} (will retry on rerun)", file=sys.stderr)
+                    bar.update(n_kept + n_rej + n_err, kept=n_kept, rejected=n_rej, errors=n_err)
                     continue
                 ok, reason = judge(trace, r, task, state, a.max_trace_tokens)
                 if ok:

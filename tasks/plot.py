@@ -113,4 +113,9 @@ def training_curves(metrics_path, out_path=None):
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: python -m tasks.plot RUN/metrics.jsonl [OUT.png]")
-    print(training_curves(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None) or "no rows")
+    if not os.path.isfile(sys.argv[1]):
+        sys.exit(f"error: {sys.argv[1]} not found (sft.py and ahpo.py write RUN/metrics.jsonl)")
+    png = training_curves(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    if png is None:
+        sys.exit(f"error: {sys.argv[1]}: no complete metrics line yet")
+    print(f"wrote {png}")
