@@ -175,11 +175,12 @@ def _collapsible(text: str, cls: str, lazy: bool = False) -> str:
             f'<pre class="full">{full}</pre></details><pre class="head">{esc(text[:SHORT])}…</pre>')
 
 
-def _entry(row: dict, rec: dict, group: str, images: list[str], mode: str) -> str:
+def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mode: str) -> str:
     verdict = "right" if row.get("correct") else "wrong"
     # no src: the script sets it when the entry comes near the viewport (IntersectionObserver)
     thumbs = "".join(f'<a class="zoom" href="{esc(p)}"><img loading="lazy" decoding="async" '
-                     f'data-src="{esc(p)}" alt="{esc(row["id"])}"></a>' for p in images)
+                     f'data-src="{esc(p)}" alt="{esc(row["id"])}"></a>' if ok else
+                     f'<i class="missing">image not found: {esc(p)}</i>' for p, ok in images)
     question = rec.get("question_text") if mode == "text" else rec.get("question")
     question = question or rec.get("question") or ""
     return (f'<div class="entry" id="{esc(row["id"])}" data-group="{esc(group)}" data-task="{esc(row["task"])}" '
@@ -213,7 +214,8 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
     for row in rows:
         rec = by_id.get(row["id"], {})
         group_of[row["task"]] = group = group_of.get(row["task"]) or get(row["task"]).group
-        images = [os.path.relpath(p, out_dir).replace(os.sep, "/") for p in _images(rec, root)]
+        # relative to the report, so the folder can be copied; a missing file is said, not shown broken
+        images = [(os.path.relpath(p, out_dir).replace(os.sep, "/"), os.path.exists(p)) for p in _images(rec, root)]
         entries.append(_entry(row, rec, group, images, mode))
         if len(row.get("response") or "") > SHORT:
             responses[row["id"]] = row["response"]

@@ -46,6 +46,8 @@ def make_demo(d):
         for k, r in enumerate(recs):
             think = "<think>" + "Let me check the rules again. " * (40 if k % 2 else 1) + "</think>\n"
             resp = think + ("\\boxed{not this}" if k % 3 == 0 else "\\boxed{%s}" % r["answer"])
+            if k == 1:   # markup in a response is text: it must neither end the data block nor render
+                resp = "</script><b>not bold</b> & <!-- x --> " + resp
             f.write(json.dumps({"id": r["id"], "response": resp}) + "\n")
     evaluate.main(["--records", os.path.join(bench, "records.jsonl"), "--predictions",
                    os.path.join(d, "pred.jsonl"), "--out", out, "--name", "demo predictions"])
@@ -225,6 +227,19 @@ def test_report_is_self_contained(demo):
         assert os.path.exists(os.path.join(out, img["data-src"]))
 
 
+def test_missing_image_is_said_not_shown_broken(demo, tmp_path):
+    out, _, rows = demo
+    bench = os.path.join(os.path.dirname(out), "bench")
+    copy = tmp_path / "bench"
+    shutil.copytree(bench, copy)
+    recs = [json.loads(x) for x in open(copy / "records.jsonl")]
+    os.remove(copy / recs[0]["images"][0])
+    evaluate.main(["--records", str(copy / "records.jsonl"), "--predictions",
+                   os.path.join(os.path.dirname(out), "pred.jsonl"), "--out", str(tmp_path / "eval")])
+    page = (tmp_path / "eval/report.html").read_text(encoding="utf-8")
+    assert page.count("image not found: ") == 1 and page.count("data-src=") == len(rows) - 1
+
+
 def test_loads_without_console_error_and_summary_matches(browser, demo):
     out, summary, rows = demo
     dom, console = load(browser, os.path.join(out, "report.html"))
@@ -279,7 +294,7 @@ def test_a_person_using_the_page(browser, demo):
         c.js("var q = document.getElementById('f-search'); q.value = ''; q.dispatchEvent(new Event('input'))")
         assert len(c.js(shown)) == len(rows)
         # a long response: not in the DOM until opened, then exactly the response
-        long_row = next(r for r in rows if len(r["response"]) > 600)
+        long_row = next(r for r in rows if len(r["response"]) > 600 and "</script>" in r["response"])
         sel = f"document.getElementById('{long_row['id']}').querySelector('details.resp')"
         assert c.js(sel + ".querySelector('pre.full').textContent") == ""
         c.js(sel + ".open = true")
