@@ -164,15 +164,14 @@ def _summary_table(summary: dict, name: str) -> str:
             f"<tr><td>{esc(name)}</td>{''.join(cells)}</tr></table>")
 
 
-def _collapsible(text: str, cls: str, lazy: bool = False) -> str:
-    """Short text as it is; long text as its first SHORT characters with the rest on demand
-    (lazy: the full text is filled in by the script from the responses block)."""
+def _response(text: str) -> str:
+    """A short response as it is; a long one as its first SHORT characters, the whole text
+    filled in by the script from the responses block when "show all" is opened."""
     text = text or ""
     if len(text) <= SHORT:
-        return f'<pre class="{cls}">{esc(text) or "<i>(empty)</i>"}</pre>'
-    full = "" if lazy else esc(text)
-    return (f'<details class="{cls}"><summary>{len(text):,} characters: show all</summary>'
-            f'<pre class="full">{full}</pre></details><pre class="head">{esc(text[:SHORT])}…</pre>')
+        return f'<pre class="resp">{esc(text) or "<i>(empty)</i>"}</pre>'
+    return (f'<details class="resp"><summary>{len(text):,} characters: show all</summary>'
+            f'<pre class="full"></pre></details><pre class="head">{esc(text[:SHORT])}…</pre>')
 
 
 def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mode: str) -> str:
@@ -191,7 +190,7 @@ def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mod
             f'<div class="kv"><b>extracted</b> <code class="extracted">{esc(row.get("extracted"))}</code></div>'
             f'<div class="kv"><b>gold</b> <code class="gold">{esc(rec.get("answer"))}</code></div>'
             f'<details class="question"><summary>question</summary><pre>{esc(question)}</pre></details>'
-            f'<div class="kv"><b>response</b></div>{_collapsible(row.get("response", ""), "resp", lazy=True)}'
+            f'<div class="kv"><b>response</b></div>{_response(row.get("response", ""))}'
             f"</div></div>")
 
 
@@ -229,14 +228,15 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
              if problems else "")
     tasks_seen = sorted({r["task"] for r in rows})
     levels = sorted({str(r["level"]) for r in rows}, key=lambda x: int(x) if x.isdigit() else 0)
-    # JSON inside <script>: "</" would end the element, so it is written as the JSON escape "<\/"
-    blob = json.dumps(responses, ensure_ascii=False).replace("</", "<\\/")
+    # JSON inside <script>: "</script" would end the element and "<!--" can change how the rest
+    # is read, so every "<" is written as the JSON escape \u003c (JSON.parse gives it back)
+    blob = json.dumps(responses, ensure_ascii=False).replace("<", "\\u003c")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>MM-HELIX: {esc(name)}</title><style>{CSS}</style><script>{ONERROR}</script></head>
 <body>
-<h1>MM-HELIX: {esc(name)} ({esc(mode)} mode, <span id="n">{summary.get("n", len(rows))}</span> instances,
-<span id="n-correct">{summary.get("n_correct", 0)}</span> correct, {summary.get("n_tasks", len(tasks_seen))} tasks)</h1>
+<h1>MM-HELIX: {esc(name)} ({esc(mode)} mode, <span data-key="n">{summary.get("n", len(rows))}</span> instances,
+<span data-key="n_correct">{summary.get("n_correct", 0)}</span> correct, {summary.get("n_tasks", len(tasks_seen))} tasks)</h1>
 {_summary_table(summary, name)}
 <p>Group = mean of its tasks' accuracies; overall = mean over all tasks (percent).</p>
 <div class="cols"><div><h2>Per task</h2><table id="per-task"><tr><th>Task</th><th>Group</th><th>Accuracy</th></tr>{per_task}</table></div>

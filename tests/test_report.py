@@ -47,7 +47,7 @@ def make_demo(d):
             think = "<think>" + "Let me check the rules again. " * (40 if k % 2 else 1) + "</think>\n"
             resp = think + ("\\boxed{not this}" if k % 3 == 0 else "\\boxed{%s}" % r["answer"])
             if k == 1:   # markup in a response is text: it must neither end the data block nor render
-                resp = "</script><b>not bold</b> & <!-- x --> " + resp
+                resp = "</script><b>not bold</b> & <!-- <script> " + resp
             f.write(json.dumps({"id": r["id"], "response": resp}) + "\n")
     evaluate.main(["--records", os.path.join(bench, "records.jsonl"), "--predictions",
                    os.path.join(d, "pred.jsonl"), "--out", out, "--name", "demo predictions"])
@@ -165,7 +165,7 @@ class Dom(HTMLParser):
             self.attrs[tag] = a
         if "entry" in (a.get("class") or "").split():
             self.entries.append({**a, "hidden": "hidden" in a})
-        if tag == "td" and "data-key" in a:
+        if "data-key" in a:
             self._key = a["data-key"]
         if tag == "img":
             self.imgs.append(a)
@@ -247,7 +247,8 @@ def test_loads_without_console_error_and_summary_matches(browser, demo):
     want = {"overall": summary["overall"], **{f"group:{g}": v for g, v in summary["per_group"].items()},
             **{f"task:{t}": v for t, v in summary["per_task"].items()},
             **{f"level:{k}": v for k, v in summary["per_level"].items()}}
-    assert dom.cells == {k: f"{v:.1f}" for k, v in want.items()}
+    assert dom.cells == {**{k: f"{v:.1f}" for k, v in want.items()},
+                         "n": str(summary["n"]), "n_correct": str(summary["n_correct"])}
     assert 0 < summary["n_correct"] < summary["n"]      # the demo has both verdicts
     assert sum(not e["hidden"] for e in dom.entries) == len(rows) == summary["n"]
     # lazy images: by the load event only those near the first screen were fetched, not all 16
