@@ -36,9 +36,10 @@ def find_browser():
     return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
-def make_demo(d):
+def make_demo(d, markup=True):
     """A small benchmark (4 tasks, levels 1-2, 2 each) scored from a predictions file in which
-    every third response is wrong and some are long: d/eval/report.html, summary.json, ..."""
+    every third response is wrong and some are long (markup: one holds HTML-like text):
+    d/eval/report.html, summary.json, ..."""
     bench, out = os.path.join(d, "bench"), os.path.join(d, "eval")
     synth.main(["--out", bench, "--tasks", TASKS, "--levels", "1,2", "--count", "2", "--workers", "1"])
     recs = [json.loads(x) for x in open(os.path.join(bench, "records.jsonl"), encoding="utf-8")]
@@ -46,7 +47,7 @@ def make_demo(d):
         for k, r in enumerate(recs):
             think = "<think>" + "Let me check the rules again. " * (40 if k % 2 else 1) + "</think>\n"
             resp = think + ("\\boxed{not this}" if k % 3 == 0 else "\\boxed{%s}" % r["answer"])
-            if k == 1:   # markup in a response is text: it must neither end the data block nor render
+            if markup and k == 1:   # markup in a response is text: it must neither end the data block nor render
                 resp = "</script><b>not bold</b> & <!-- <script> " + resp
             f.write(json.dumps({"id": r["id"], "response": resp}) + "\n")
     evaluate.main(["--records", os.path.join(bench, "records.jsonl"), "--predictions",
@@ -358,7 +359,7 @@ if __name__ == "__main__":
     dest = sys.argv[1] if len(sys.argv) > 1 else "docs/report.png"
     b = find_browser() or sys.exit("error: no Chromium found (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as d:
-        out = make_demo(d)
+        out = make_demo(d, markup=False)
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         screenshot(b, "file://" + os.path.join(out, "report.html"), dest, size=(1200, 1000))
     print(f"wrote {dest} ({os.path.getsize(dest) // 1024} KB)")
