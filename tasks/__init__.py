@@ -18,7 +18,7 @@ from .extract import extract_answer  # noqa: F401
 from .records import (RecordError, build_prompt, make_record, messages_for,  # noqa: F401
                       read_records, record_images, state_of)
 
-_INFRA = {"base", "extract", "draw", "records", "plot", "progress", "report"}
+_INFRA = {"base", "extract", "draw", "records"}
 
 
 def _discover() -> dict[str, Task]:
