@@ -46,6 +46,8 @@ import torch
 
 import tasks
 import vlm
+from tasks.plot import training_curves
+from tasks.progress import Progress
 
 MODES = ("ahpo", "grpo", "static", "luffy", "sft")
 
@@ -93,6 +95,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default=None)
     p.add_argument("--min-pixels", type=int, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p.parse_args(argv)
 
 
@@ -258,6 +261,8 @@ def main(argv=None):
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     n = 0 if a.mode == "sft" else a.n
+    bar = Progress(a.steps, f"ahpo [{a.mode}]", unit="step", quiet=a.quiet or not master, start=start)
+    t_start, n_tokens = time.perf_counter(), 0.0   # tokens sampled + tokens trained on, this process
 
     for step in range(start, a.steps):
         t0 = time.perf_counter()
@@ -374,13 +379,17 @@ def main(argv=None):
         if master:
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-            print(f"step {step + 1}/{a.steps} [{a.mode}] reward {row['reward_mean']:.3f} "
-                  f"xi {row['xi_rate']:.2f} zero-var {row['zero_var_rate']:.2f} "
-                  f"len {row['response_len']:.0f} on {row['loss_on']:+.4f} off {row['loss_off']:.4f} "
-                  f"| sample {t1 - t0:.1f}s score {t2 - t1:.1f}s train {t3 - t2:.1f}s", file=sys.stderr)
+            n_tokens += roll_tokens + (T_on + T_off) * a.epochs
+            bar.log(step + 1, f"step {step + 1}/{a.steps} [{a.mode}] reward {row['reward_mean']:.3f} "
+                    f"xi {row['xi_rate']:.2f} zero-var {row['zero_var_rate']:.2f} "
+                    f"len {row['response_len']:.0f} on {row['loss_on']:+.4f} off {row['loss_off']:.4f} "
+                    f"| sample {t1 - t0:.1f}s score {t2 - t1:.1f}s train {t3 - t2:.1f}s "
+                    f"| {n_tokens / (time.perf_counter() - t_start):.0f} tok/s sampled+trained, running")
         done = step + 1
         if done % a.save_every == 0 or done == a.steps:
             vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
+            if master:   # reward, xi, entropy, length, L_on / L_off, grad norm, lr: runs/ahpo/curves.png
+                training_curves(os.path.join(a.out, "metrics.jsonl"))
     if master:
         model.eval()
         vlm.save(model, proc, os.path.join(a.out, "final"))

@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import tasks
 from tasks import extract_answer, read_records, record_images, state_of
 from tasks.base import ANCHOR_KINDS
+from tasks.progress import Progress
 
 REWRITE_SYSTEM = (
     "You turn a solver's terse working into the reasoning of a careful person solving the "
@@ -88,6 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--retries", type=int, default=4, help="[endpoint] retries per request")
     p.add_argument("--backoff", type=float, default=2.0, help="[endpoint] first retry delay, doubled each time")
     p.add_argument("--cache", default=None, help="[endpoint] reply cache (default: <out>.cache.jsonl)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
     if a.attempts is None:
         a.attempts = 1 if a.rewriter == "none" else 4
@@ -351,6 +353,7 @@ def main(argv=None):
     n_kept, n_rej, n_err = 0, 0, 0
     pending = list(info)
     last_reason = {}
+    bar = Progress(len(pending), "elicit", unit="inst", quiet=a.quiet)
     with open(a.out, "a", encoding="utf-8") as fk, open(rejects_path(a), "a", encoding="utf-8") as fr:
         for attempt in range(a.attempts):
             if not pending:
@@ -373,6 +376,7 @@ def main(argv=None):
                 if err is not None:
                     n_err += 1
                     print(f"warning: {r['id']}: rewriter error: {err} (will retry on rerun)", file=sys.stderr)
+                    bar.update(n_kept + n_rej + n_err, kept=n_kept, rejected=n_rej, errors=n_err)
                     continue
                 ok, reason = judge(trace, r, task, state, a.max_trace_tokens)
                 if ok:
@@ -382,6 +386,9 @@ def main(argv=None):
                 else:
                     last_reason[rid] = (reason, trace)
                     still.append(rid)
+                # done: kept, failed for good (last attempt), or a rewriter error (retried on rerun)
+                rej = n_rej + (len(still) if attempt == a.attempts - 1 else 0)
+                bar.update(n_kept + rej + n_err, kept=n_kept, rejected=rej, errors=n_err)
             for rid in still if attempt == a.attempts - 1 else ():
                 reason, trace = last_reason[rid]
                 fr.write(json.dumps({"id": rid, "task": info[rid][1].name, "reason": reason,
@@ -389,6 +396,7 @@ def main(argv=None):
                 n_rej += 1
             fr.flush()
             pending = still
+    bar.close()
     path, tot_k, tot_r = report(a, out_dir)
     dt = time.perf_counter() - t0
     extra = ""

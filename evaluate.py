@@ -16,6 +16,7 @@ Writes to --out (default runs/eval/, or runs/eval-text/ with --text-only):
                      (and answer_only: true for an official record scored by its own answer)
   summary.json       overall (percent), per group, per task, per level, counts, problems
   table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
+  report.html        the same, then every instance (image, question, response, verdict) with filters
 A killed model run resumes from predictions.jsonl: finished records are not redone.
 Records that cannot be used (bad JSON, unknown task, unparsable state, missing image) are
 reported with file, line and field, and left out of the scores; the run goes on.
@@ -31,6 +32,8 @@ from collections import defaultdict
 
 import tasks
 from tasks import GROUPS, extract_answer, read_records, score
+from tasks.progress import Progress
+from tasks.report import write_report
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 
@@ -58,6 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: bf16 on GPU)")
     p.add_argument("--min-pixels", type=int, default=None, help="image processor min_pixels")
     p.add_argument("--max-pixels", type=int, default=None, help="image processor max_pixels")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
     a.out = a.out or ("runs/eval-text" if a.text_only else "runs/eval")
     return a
@@ -216,6 +220,7 @@ def generate(a, records, root, rank, world, device):
     prompts = [(r, tasks.messages_for(r, a.text_only, root)) for r in mine]
     prompts.sort(key=lambda x: len(x[1][0]["content"][-1]["text"]))
     t0, n_tok = time.perf_counter(), 0
+    bar = Progress(len(prompts), f"evaluate [rank {rank}]", unit="inst", quiet=a.quiet)
     with open(os.path.join(a.out, f"responses.rank{rank}.jsonl"), "a", encoding="utf-8") as f:
         for b in range(0, len(prompts), a.batch_size):
             chunk = prompts[b:b + a.batch_size]
@@ -229,11 +234,8 @@ def generate(a, records, root, rank, world, device):
                 n_tok += int(ln)
             f.flush()
             k = min(b + a.batch_size, len(prompts))
-            dt = time.perf_counter() - t0
-            print(f"\r[rank {rank}] {k}/{len(prompts)} records, {k / dt:.2f} inst/s, "
-                  f"{n_tok / dt:.0f} tok/s", end="", file=sys.stderr, flush=True)
-    if prompts:
-        print(file=sys.stderr)
+            bar.update(k, **{"tok/s": f"{n_tok / (time.perf_counter() - t0):.0f}"})
+    bar.close()
     return model_path
 
 
@@ -271,6 +273,7 @@ def main(argv=None):
         problems += more
     rows = [judge(r, responses.get(r["id"], "")) for r in records]
     s = write_outputs(a.out, rows, mode, name, problems)
+    write_report(a.out, rows, s, records, root, name)   # report.html beside table.md
     print(open(os.path.join(a.out, "table.md")).read().split("\n## Per task")[0])
     print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "
           f"{s['n_correct']} correct); wrote {a.out}/", file=sys.stderr)

@@ -47,6 +47,7 @@ import sys
 import time
 
 import tasks
+from tasks.plot import plot
 
 METHODS = ("grpo", "sft", "sft-then-grpo", "luffy", "static", "ahpo")
 LABELS = {"base": "Base (SFT from scratch)", "grpo": "GRPO", "sft": "SFT", "sft-then-grpo": "SFT then GRPO",
@@ -321,41 +322,6 @@ def table(a, rows, notes, base_sparse):
     return "\n".join(head + lines) + "\n"
 
 
-def plot(path, title, series, ylabel):
-    """series: {label: [(step, value)]} -> a line plot PNG with Pillow only."""
-    from PIL import Image, ImageDraw
-    W, H, L, R, T, B = 720, 420, 60, 170, 36, 44
-    img = Image.new("RGB", (W, H), "white")
-    g = ImageDraw.Draw(img)
-    pts = [p for s in series.values() for p in s]
-    xmax = max([x for x, _ in pts] + [1])
-    ymax = max([y for _, y in pts] + [1e-9])
-    ymax = 1.0 if ymax <= 1.0 else ymax
-    X = lambda x: L + (W - L - R) * (x / xmax)  # noqa: E731
-    Y = lambda y: H - B - (H - T - B) * (y / ymax)  # noqa: E731
-    g.rectangle([L, T, W - R, H - B], outline="black")
-    for k in range(6):
-        y = ymax * k / 5
-        g.line([L - 4, Y(y), L, Y(y)], fill="black")
-        g.text((L - 40, Y(y) - 6), f"{y:.2f}", fill="black")
-        g.line([L, Y(y), W - R, Y(y)], fill=(230, 230, 230))
-        x = xmax * k / 5
-        g.text((X(x) - 6, H - B + 6), f"{x:.0f}", fill="black")
-    g.text((L, 10), title, fill="black")
-    g.text(((W - R) // 2, H - 18), "step", fill="black")
-    g.text((4, T - 20), ylabel, fill="black")
-    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
-    for k, (name, s) in enumerate(series.items()):
-        c = colors[k % len(colors)]
-        if len(s) > 1:
-            g.line([(X(x), Y(y)) for x, y in s], fill=c, width=2)
-        for x, y in s:
-            g.ellipse([X(x) - 2, Y(y) - 2, X(x) + 2, Y(y) + 2], fill=c)
-        g.line([W - R + 10, T + 10 + 18 * k, W - R + 30, T + 10 + 18 * k], fill=c, width=3)
-        g.text((W - R + 36, T + 4 + 18 * k), name, fill="black")
-    img.save(path)
-
-
 def curves(a, out, key, skip=()):
     """Seed-mean curve of a metrics.jsonl key per method (sft-then-grpo: its GRPO half, after the SFT steps)."""
     series = {}
@@ -430,9 +396,10 @@ def report(a, out, rows, notes, base_sparse, argv, t0, say):
     md += f"\nTotal wall time: {time.perf_counter() - t0:.0f} s. Command: `python repro.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n"
     with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
         f.write(md)
-    plot(os.path.join(out, "reward.png"), "Rollout reward (mean over seeds)", curves(a, out, "reward_mean", skip=("sft",)),
-         "reward")   # sft samples no rollouts: no reward curve
-    plot(os.path.join(out, "xi_rate.png"), "xi rate: prompts with the expert term on", curves(a, out, "xi_rate"), "xi")
+    plot(os.path.join(out, "reward.png"), [("Rollout reward (mean over seeds)",
+                                            curves(a, out, "reward_mean", skip=("sft",)), "reward")])
+    # sft samples no rollouts: no reward curve
+    plot(os.path.join(out, "xi_rate.png"), [("xi rate: prompts with the expert term on", curves(a, out, "xi_rate"), "xi")])
     print(md)
     if a.results_dir:
         os.makedirs(a.results_dir, exist_ok=True)

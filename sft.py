@@ -32,6 +32,8 @@ import time
 import torch
 
 import vlm
+from tasks.plot import training_curves
+from tasks.progress import Progress
 
 
 def parse_args(argv=None):
@@ -62,6 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default bf16 on GPU)")
     p.add_argument("--min-pixels", type=int, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p.parse_args(argv)
 
 
@@ -147,6 +150,8 @@ def main(argv=None):
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()
+    bar = Progress(total, "sft", unit="step", quiet=a.quiet or not master, start=start)
+    n_tokens = 0.0
     for step in range(start, total):
         t0 = time.perf_counter()
         for g in opt.param_groups:
@@ -178,10 +183,13 @@ def main(argv=None):
                    "grad_norm": gnorm, "mem_gb": mem, "seconds": dt, "epoch": done * a.batch_size / len(examples)}
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-            print(f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
-                  f"{T / dt:.0f} tok/s", file=sys.stderr)
+            n_tokens += T
+            bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
+                    f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")
         if done % a.save_every == 0 or done == total:
             vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
+            if master:   # loss, grad norm and lr against the step: runs/sft/curves.png
+                training_curves(os.path.join(a.out, "metrics.jsonl"))
     if master:
         model.eval()
         vlm.save(model, proc, os.path.join(a.out, "final"))

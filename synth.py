@@ -24,6 +24,7 @@ import time
 
 import tasks
 from tasks import LEVELS, TASKS, make_record, read_records, state_of
+from tasks.progress import Progress
 
 SPLITS = {"bench": 0, "train": 1_000_000}   # first seed of each split
 BENCH_COUNT = 6                              # per task and level, as in the paper
@@ -45,6 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
     p.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
     a.out = a.out or os.path.join("data", a.split)
     a.seed = SPLITS[a.split] if a.seed is None else a.seed
@@ -142,12 +144,14 @@ def main(argv=None):
     jobs = [(n, lv, a, exclude.get(n, set())) for n in a.tasks for lv in a.levels]
     t0 = time.perf_counter()
     results = {}
+    bar = Progress(len(jobs), "synth", unit="task-levels", quiet=a.quiet)
+    n_done = 0
     with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(max(1, a.workers)) as pool:
         for k, (name, level, recs, sec) in enumerate(pool.imap_unordered(build, jobs), 1):
             results[(name, level)] = (recs, sec)
-            print(f"\r[{k}/{len(jobs)}] {name} L{level}: {len(recs)} in {sec:.2f}s   ",
-                  end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+            n_done += len(recs)
+            bar.update(k, instances=n_done, **{"inst/s": f"{n_done / (time.perf_counter() - t0):.1f}"})
+    bar.close()
     wall = time.perf_counter() - t0
     tmp = os.path.join(a.out, "records.jsonl.tmp")
     n = 0

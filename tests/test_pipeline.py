@@ -39,3 +39,8 @@ def test_five_stages_on_default_paths(tmp_path, monkeypatch):
     assert s["name"].endswith("runs/ahpo/final") and s["n"] == 8 and s["n_tasks"] == 4
     table = (tmp_path / "runs/eval/table.md").read_text()
     assert "| Algorithms Txt | Algorithms Img |" in table and "Overall" in table
+    # what a person looks at: curves of both training runs, the report in model mode
+    for stage in ("sft", "ahpo"):
+        assert (tmp_path / f"runs/{stage}/curves.png").stat().st_size > 0
+    report = (tmp_path / "runs/eval/report.html").read_text()
+    assert report.count('<div class="entry"') == 8
