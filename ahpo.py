@@ -225,11 +225,10 @@ def main(argv=None):
     resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
     if a.model is None:
         a.model = "runs/sft/final" if os.path.isdir("runs/sft/final") else os.path.join(a.out, "tiny-base")
-        if not os.path.isdir(a.model):
-            if master:
-                vlm.make_tiny(a.model, seed=a.seed)
-            if world > 1:
-                torch.distributed.barrier()
+        if master and not os.path.isdir(a.model):
+            vlm.make_tiny(a.model, seed=a.seed)
+        if world > 1:  # on every rank: one that found the folder already built still waits here
+            torch.distributed.barrier()
     dtype = getattr(torch, a.dtype) if a.dtype else None
     pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
     model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)

@@ -778,9 +778,17 @@ def make_tiny(path, kind="qwen2_5_vl", seed=0, hidden=64, layers=2, heads=4, kv_
 # -----------------------------------------------------------------------------
 # Training plumbing shared by sft.py and ahpo.py: processes, gradients, checkpoints, data
 
+def dist_backend(device_type):
+    """The process group's backend for a training device: gloo on CPU; on GPUs NCCL for CUDA
+    tensors AND gloo for CPU ones. NCCL carries CUDA tensors only, and some reductions are of
+    CPU values (token counts, metrics, objects): without the CPU entry they stop the run with
+    "No backend type associated with device type cpu" at its first step."""
+    return "gloo" if device_type == "cpu" else f"cpu:gloo,{device_type}:nccl"
+
+
 def dist_init(device=None):
     """(rank, world, device) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK (1 process if unset).
-    NCCL on GPUs, gloo on CPU."""
+    The process group is dist_backend(device.type): gloo on CPU, "cpu:gloo,cuda:nccl" on GPUs."""
     import torch.distributed as dist
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
@@ -790,7 +798,7 @@ def dist_init(device=None):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(dist_backend(device.type))
     return rank, world, device
 
 
