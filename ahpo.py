@@ -166,6 +166,26 @@ def load_prompts(a, master):
     return prompts
 
 
+def check_lengths(a, proc, prompts):
+    """Refuse, before the first step, a run whose rows could be cut: the longest prompt plus
+    --max-new-tokens (a rollout's answer and EOS, what the reward read, are its last tokens),
+    and prompt + expert trace (its answer is at its end), must fit --max-len."""
+    P = vlm.row_lengths(proc, [p["messages"] for p in prompts], drop_images=a.text_only)
+    k = max(range(len(P)), key=P.__getitem__)
+    if a.mode != "sft" and P[k] + a.max_new_tokens > a.max_len:
+        raise SystemExit(f"error: {a.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
+                         f"--max-new-tokens {a.max_new_tokens} = {P[k] + a.max_new_tokens} > --max-len "
+                         f"{a.max_len}: rollouts would be cut; raise --max-len to {P[k] + a.max_new_tokens}")
+    ex = [(p, n) for p, n in zip(prompts, P) if p["expert"]]
+    if a.mode != "grpo" and ex:
+        rows = vlm.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], a.text_only)
+        long, longest = vlm.long_rows_by_task([p["record"] for p, _ in ex], rows, a.max_len)
+        if long:
+            raise SystemExit(f"error: {a.traces}: {sum(long.values())} expert traces are longer than --max-len "
+                             f"{a.max_len} (longest {longest} tokens; by task: "
+                             f"{', '.join(f'{t} {c}' for t, c in sorted(long.items()))}); raise --max-len")
+
+
 def prompt_order(n_prompts, per_step, steps, seed):
     """The prompts of every step (global), a pure function of the seed: epochs of shuffles."""
     rng, order, out = random.Random(seed), [], []
@@ -221,6 +241,9 @@ def main(argv=None):
         raise SystemExit(f"error: --prompts-per-step {a.prompts_per_step} is not divisible by {world} ranks")
     if a.rollout_chunk and (a.prompts_per_step // world) % a.rollout_chunk:
         raise SystemExit("error: --rollout-chunk must divide the prompts of a rank")
+    if a.max_new_tokens >= a.max_len:  # before the model loads: no prompt fits beside the rollout
+        raise SystemExit(f"error: --max-new-tokens {a.max_new_tokens} leaves no room for a prompt in "
+                         f"--max-len {a.max_len}: rollouts would be cut before the loss")
     torch.manual_seed(a.seed)
     resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
     if a.model is None:
@@ -243,6 +266,7 @@ def main(argv=None):
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
     prompts = load_prompts(a, master)
+    check_lengths(a, proc, prompts)
     schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
     start = 0
     if resume:

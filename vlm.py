@@ -319,8 +319,8 @@ def train_batch(proc, prompts, completions, root=None, drop_images=False, max_le
     """Prompt + completion per row, RIGHT-padded (all rows start at column 0), for scoring.
     completions[i]: str (an assistant message: its tokens + <|im_end|> are appended, as sft.py
     wants) or list[int] (token ids used as they are, e.g. the sampler's output incl. EOS).
-    completion_mask is 1 exactly on completion tokens. max_len truncates completions (their
-    end) so that rows fit; a prompt alone longer than max_len is an error.
+    completion_mask is 1 exactly on completion tokens. A row longer than max_len is an error,
+    never cut: a trace's answer and a rollout's EOS, what the reward read, are at its end.
     Returns input_ids, attention_mask, completion_mask (B, L), position_ids, pixel_values,
     image_grid_thw, banned_ids (token ids masked out of the distribution, as in sampling)."""
     if len(prompts) != len(completions):
@@ -336,10 +336,9 @@ def train_batch(proc, prompts, completions, root=None, drop_images=False, max_le
             raise ValueError(f"a completion must be a str or a list of token ids, got {type(c).__name__}")
         if proc.image_token_id is not None and proc.image_token_id in c_ids:
             raise ValueError(f"a completion contains {IMAGE_PAD}; images belong in the prompt")
-        if max_len is not None:
-            if len(e[0]) >= max_len:
-                raise ValueError(f"prompt of {len(e[0])} tokens does not fit max_len={max_len}")
-            c_ids = c_ids[:max_len - len(e[0])]
+        if max_len is not None and len(e[0]) + len(c_ids) > max_len:
+            raise ValueError(f"prompt of {len(e[0])} + completion of {len(c_ids)} tokens > max_len={max_len} "
+                             "(rows are never cut)")
         enc.append(e)
         rows.append(e[0] + c_ids)
         comp_lens.append((len(e[0]), len(c_ids)))
@@ -1016,6 +1015,25 @@ def read_traces(path):
                   for m in msgs[:-1]]
         examples.append({**rec, "prompt": prompt, "completion": last["content"], "line": i})
     return examples, problems
+
+
+def row_lengths(proc, prompts, completions=None, drop_images=False):
+    """Token counts of prompts (with their image tokens), or of prompt + completion rows as
+    train_batch builds them (a str completion gets its <|im_end|>): what --max-len must hold."""
+    n = [len(encode(proc, p, None, True, drop_images)[0]) for p in prompts]
+    if completions is None:
+        return n
+    return [k + len(proc.tokenizer(c, add_special_tokens=False)["input_ids"]) + 1 for k, c in zip(n, completions)]
+
+
+def long_rows_by_task(examples, lengths, max_len):
+    """{task: count} of the examples whose row is longer than max_len, and the longest row."""
+    counts = {}
+    for e, n in zip(examples, lengths):
+        if n > max_len:
+            t = e.get("task") or e.get("category") or "?"
+            counts[t] = counts.get(t, 0) + 1
+    return counts, max(lengths, default=0)
 
 
 def open_metrics(path, start_step):

@@ -216,3 +216,22 @@ def test_ddp_two_processes_equal_one(tmp_path):
         for key in ("reward_mean", "xi_rate", "tokens_on", "tokens_off", "response_len"):
             assert x[key] == pytest.approx(y[key]), key
         assert x["loss_off"] == pytest.approx(y["loss_off"], rel=1e-5, abs=1e-6)
+
+
+def test_rollouts_that_would_be_cut_are_refused_before_the_first_step(toy):
+    # --max-new-tokens alone over --max-len: refused before the model is read (it does not exist)
+    with pytest.raises(SystemExit) as e:
+        ahpo.main(_args(toy, "ahpo", 2, "--max-len", "12", "--model", str(toy / "no-such-model")))
+    assert "--max-new-tokens 12" in str(e.value) and "--max-len 12" in str(e.value)
+    # the longest prompt + --max-new-tokens over --max-len: one line naming both numbers
+    _, proc = vlm.load(str(toy / "base"))
+    recs = [json.loads(line) for line in open(toy / "records.jsonl")]
+    P = max(len(vlm.encode(proc, tasks.messages_for(r, True))[0]) for r in recs)
+    with pytest.raises(SystemExit) as e:
+        ahpo.main(_args(toy, "grpo", 2, "--max-len", str(P + 11)))
+    msg = str(e.value)
+    assert msg.startswith("error:") and "\n" not in msg
+    assert f"of {P} tokens + --max-new-tokens 12 = {P + 12} > --max-len {P + 11}" in msg
+    assert not os.path.exists(toy / "grpo/metrics.jsonl")
+    ahpo.main(_args(toy, "grpo", 1, "--max-len", str(P + 12)))   # exactly fits: runs
+    assert len(_metrics(toy / "grpo/metrics.jsonl")) == 1

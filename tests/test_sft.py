@@ -139,3 +139,26 @@ def test_bad_trace_lines_are_reported(data, tmp_path, capsys):
                               lines[1]]) + "\n")
     ex, problems = vlm.read_traces(str(bad))
     assert len(ex) == 2 and [p.split(": field")[0].rsplit(":", 1)[1] for p in problems] == ["2", "3"]
+
+
+def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
+    model, proc = vlm.load(str(data / "base"))
+    ex, _ = vlm.read_traces(str(data / "traces.jsonl"))
+    # each trace's row as training sees it, measured by train_batch without a limit
+    rows = [int(vlm.train_batch(proc, [e["prompt"]], [e["completion"]])["attention_mask"].sum()) for e in ex]
+    cut = sorted(rows)[len(rows) // 2]          # about half the traces are longer than this
+    n_long = sum(n > cut for n in rows)
+    assert 0 < n_long < len(rows)
+    with pytest.raises(SystemExit) as e:
+        sft.main(_args(data, "long", "--max-steps", "1", "--max-len", str(cut)))
+    msg = str(e.value)
+    assert msg.startswith("error:") and "\n" not in msg and f"--max-len {cut}" in msg
+    assert f"{n_long} of {len(ex)} traces" in msg and f"longest {max(rows)} tokens" in msg
+    assert not os.path.exists(data / "long/metrics.jsonl")
+    # behind the flag they are dropped, counted, and the kept ones are whole
+    sft.main(_args(data, "long", "--max-steps", "1", "--max-len", str(cut), "--drop-long",
+                   "--batch-size", str(len(ex) - n_long)))
+    assert f"dropped {n_long} of {len(ex)} traces" in capsys.readouterr().err
+    kept = [e for e, n in zip(ex, rows) if n <= cut]
+    want = sum(len(proc.tokenizer(e["completion"], add_special_tokens=False)["input_ids"]) + 1 for e in kept)
+    assert _metrics(data / "long/metrics.jsonl")[0]["tokens"] == want
