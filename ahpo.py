@@ -72,7 +72,10 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=256, help="rollout length budget")
-    p.add_argument("--max-len", type=int, default=8192, help="prompt + completion tokens in training")
+    p.add_argument("--max-len", type=int, default=8192,
+                   help="prompt + completion tokens in training; rows are never cut (see --drop-long)")
+    p.add_argument("--drop-long", action="store_true",
+                   help="expert traces longer than --max-len are dropped (counted per task), not refused")
     p.add_argument("--rollout-chunk", type=int, default=0,
                    help="prompts per sampler call (default: a rank's share); rollouts of a chunk "
                         "depend only on (seed, step, chunk), so any number of ranks gives the same samples")
@@ -166,10 +169,12 @@ def load_prompts(a, master):
     return prompts
 
 
-def check_lengths(a, proc, prompts):
+def check_lengths(a, proc, prompts, master=True):
     """Refuse, before the first step, a run whose rows could be cut: the longest prompt plus
     --max-new-tokens (a rollout's answer and EOS, what the reward read, are its last tokens),
-    and prompt + expert trace (its answer is at its end), must fit --max-len."""
+    and prompt + expert trace (its answer is at its end), must fit --max-len. With --drop-long
+    the traces that do not fit are dropped (their prompts stay, without the expert term).
+    Returns the prompts."""
     P = vlm.row_lengths(proc, [p["messages"] for p in prompts], drop_images=a.text_only)
     k = max(range(len(P)), key=P.__getitem__)
     if a.mode != "sft" and P[k] + a.max_new_tokens > a.max_len:
@@ -181,9 +186,19 @@ def check_lengths(a, proc, prompts):
         rows = vlm.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], a.text_only)
         long, longest = vlm.long_rows_by_task([p["record"] for p, _ in ex], rows, a.max_len)
         if long:
-            raise SystemExit(f"error: {a.traces}: {sum(long.values())} expert traces are longer than --max-len "
-                             f"{a.max_len} (longest {longest} tokens; by task: "
-                             f"{', '.join(f'{t} {c}' for t, c in sorted(long.items()))}); raise --max-len")
+            what = (f"{sum(long.values())} expert traces are longer than --max-len {a.max_len} (longest "
+                    f"{longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
+            if not a.drop_long:
+                raise SystemExit(f"error: {a.traces}: {what}; raise --max-len or pass --drop-long")
+            if master:
+                print(f"note: dropped {what}: their prompts have no expert term", file=sys.stderr)
+            for (p, _), n in zip(ex, rows):
+                if n > a.max_len:
+                    p["expert"] = None
+            prompts = [p for p in prompts if p["expert"] or a.mode != "sft"]
+            if not prompts:
+                raise SystemExit(f"error: {a.traces}: every expert trace is longer than --max-len {a.max_len}")
+    return prompts
 
 
 def prompt_order(n_prompts, per_step, steps, seed):
@@ -266,14 +281,11 @@ def main(argv=None):
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
     prompts = load_prompts(a, master)
-    check_lengths(a, proc, prompts)
+    prompts = check_lengths(a, proc, prompts, master)
     schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
     start = 0
     if resume:
-        st = torch.load(os.path.join(resume, "trainer_state.pt"), weights_only=False)
-        opt.load_state_dict(st["optimizer"])
-        vlm.set_rng_state(st["rng"][rank])
-        start = st["step"]
+        start = vlm.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)

@@ -148,10 +148,7 @@ def main(argv=None):
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
     start = 0
     if resume:
-        st = torch.load(os.path.join(resume, "trainer_state.pt"), weights_only=False)
-        opt.load_state_dict(st["optimizer"])
-        vlm.set_rng_state(st["rng"][rank] if isinstance(st["rng"], list) else st["rng"])
-        start = st["step"]
+        start = vlm.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)

@@ -878,9 +878,7 @@ def save_checkpoint(out, step, model, proc, trainer_state, keep=2, name=None):
     torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)  # a crash mid-save never leaves a half-written step-N behind
-    steps = sorted((int(d[5:]) for d in os.listdir(out) if d.startswith("step-") and d[5:].isdigit()))
-    for s in steps[:-keep] if keep else []:
-        shutil.rmtree(os.path.join(out, f"step-{s}"), ignore_errors=True)
+    _prune(out, keep)
     return path
 
 
@@ -958,21 +956,78 @@ def make_optimizer(params, lr, weight_decay, zero, world):
     return MasterAdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
 
 
+def _shards(opt, world):
+    """How many files hold the optimizer state: one per rank under ZeRO-1 (each rank owns a
+    partition of the parameters' states), else one (every rank holds the same whole state)."""
+    return world if world > 1 and hasattr(opt, "consolidate_state_dict") else 1
+
+
+def _shard_file(path, rank, shards):
+    return os.path.join(path, f"optimizer-{rank}-of-{shards}.pt")
+
+
 def checkpoint(out, step, model, proc, opt, args, rank, world, keep=2):
-    """Collective: every rank calls it. Gathers the (sharded) optimizer state and every rank's
-    RNG state, rank 0 writes out/step-N, all ranks wait for it."""
-    if world > 1 and hasattr(opt, "consolidate_state_dict"):
-        opt.consolidate_state_dict(to=0)
-    rngs = [None] * world
+    """Collective: every rank calls it. Writes out/step-N: rank 0 the model folder; each rank
+    ITS OWN optimizer shard, optimizer-<rank>-of-<world>.pt under ZeRO-1 (else rank 0 the one
+    whole state, optimizer-0-of-1.pt); last, rank 0 trainer_state.pt (step, every rank's RNG,
+    args), which marks the folder complete, and moves it into place. No rank gathers another's
+    shard: at 7B the whole fp32 master + m + v is ~100 GB, a ZeRO shard of 8 ~12 GB."""
+    import shutil
+    dist = torch.distributed
+    path = os.path.join(out, f"step-{step}")
+    tmp = path + ".tmp"
+    rngs = [rng_state()]
     if world > 1:
-        torch.distributed.all_gather_object(rngs, rng_state())
-    else:
-        rngs = [rng_state()]
+        rngs = [None] * world
+        dist.all_gather_object(rngs, rng_state())
     if rank == 0:
-        state = {"step": step, "optimizer": opt.state_dict(), "rng": rngs, "args": dict(args)}
-        save_checkpoint(out, step, model, proc, state, keep=keep)
+        shutil.rmtree(tmp, ignore_errors=True)
+        save(model, proc, tmp)
     if world > 1:
-        torch.distributed.barrier()
+        dist.barrier()
+    shards = _shards(opt, world)
+    if shards > 1:
+        torch.save(opt.optim.state_dict(), _shard_file(tmp, rank, shards))  # the local MasterAdamW
+    elif rank == 0:
+        torch.save(opt.state_dict(), _shard_file(tmp, 0, 1))
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        state = {"step": step, "rng": rngs, "args": dict(args), "world": world, "optimizer_shards": shards}
+        torch.save(state, os.path.join(tmp, "trainer_state.pt"))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)  # a crash mid-save never leaves a half-written step-N behind
+        _prune(out, keep)
+    if world > 1:
+        dist.barrier()
+
+
+def _prune(out, keep):
+    import shutil
+    steps = sorted((int(d[5:]) for d in os.listdir(out) if d.startswith("step-") and d[5:].isdigit()))
+    for s in steps[:-keep] if keep else []:
+        shutil.rmtree(os.path.join(out, f"step-{s}"), ignore_errors=True)
+
+
+def resume(path, opt, rank, world):
+    """Load a step-N folder written by checkpoint(): this rank's optimizer shard (only it, memory
+    mapped: host memory ~ the shard) and RNG. Returns the trainer state (step, args). A folder
+    written by another number of ranks, or with/without ZeRO, is refused in one line: the
+    ZeRO partition of the parameters and each rank's RNG stream depend on the world size."""
+    st = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=False)
+    if "optimizer" in st:   # a checkpoint from before sharding: one consolidated state
+        opt.load_state_dict(st["optimizer"])
+    else:
+        saved_world, shards = st["world"], st["optimizer_shards"]
+        if (saved_world, shards) != (world, _shards(opt, world)):
+            zero = lambda w, s: f"{w} rank{'s' * (w > 1)}" + (" with --zero" if s > 1 else "")  # noqa: E731
+            raise SystemExit(f"error: {path}: written by {zero(saved_world, shards)}, this run has "
+                             f"{zero(world, _shards(opt, world))}; resume it with the same, or pass --no-resume")
+        sd = torch.load(_shard_file(path, rank if shards > 1 else 0, shards), map_location="cpu",
+                        weights_only=False, mmap=True)
+        (opt.optim if shards > 1 else opt).load_state_dict(sd)
+    set_rng_state(st["rng"][rank] if isinstance(st["rng"], list) else st["rng"])
+    return st
 
 
 def latest_checkpoint(out):

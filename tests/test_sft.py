@@ -162,3 +162,39 @@ def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
     kept = [e for e, n in zip(ex, rows) if n <= cut]
     want = sum(len(proc.tokenizer(e["completion"], add_special_tokens=False)["input_ids"]) + 1 for e in kept)
     assert _metrics(data / "long/metrics.jsonl")[0]["tokens"] == want
+
+
+def test_zero_checkpoint_is_sharded_and_resumes_exactly(data):
+    # two ZeRO-1 ranks: an uninterrupted 3-step run against 2 steps, a checkpoint, a restart
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(out, steps, port):
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                            f"--master_port={port}", "tests/launch.py", "sft.py",
+                            *_args(data, out, "--max-steps", str(steps), "--batch-size", "4", "--zero",
+                                   "--save-every", "2")], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stderr
+
+    torchrun("zfull", 3, 29561)
+    torchrun("zcut", 2, 29562)
+    # each rank wrote its own shard; the trainer state holds no optimizer tensors
+    step2 = data / "zcut/step-2"
+    shards = [torch.load(step2 / f"optimizer-{r}-of-2.pt", weights_only=False)["state"] for r in range(2)]
+    assert shards[0] and shards[1] and not os.path.exists(step2 / "optimizer-0-of-1.pt")
+    n_params = len(vlm.trainable(vlm.load(str(data / "base"))[0]))
+    assert len(shards[0]) + len(shards[1]) == n_params      # a partition: together, every parameter once
+    assert "optimizer" not in torch.load(step2 / "trainer_state.pt", weights_only=False)
+    assert "resumed from" in torchrun("zcut", 3, 29563)
+    a = vlm.load(str(data / "zfull/final"))[0].state_dict()
+    b = vlm.load(str(data / "zcut/final"))[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in _metrics(data / "zfull/metrics.jsonl")] == [r["loss"] for r in _metrics(data / "zcut/metrics.jsonl")]
+    # one process cannot take over two ranks' shards: refused in one line, files untouched
+    before = sorted(os.listdir(data / "zcut"))
+    r = subprocess.run([sys.executable, "sft.py", *_args(data, "zcut", "--max-steps", "4", "--batch-size", "4",
+                                                         "--zero")], cwd=ROOT, env=env, capture_output=True, text=True)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert last.startswith("error: ") and "written by 2 ranks with --zero, this run has 1 rank" in last, last
+    assert sorted(os.listdir(data / "zcut")) == before
