@@ -15,6 +15,14 @@ from tasks.base import Task
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _free_port():
+    """A port no one listens on now: a fixed one collides with other test runs on the machine."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # ---- the gate ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("successes,expect_ahpo", [(0, 1.0), (1, 1.0), (2, 0.0), (3, 0.0), (5, 0.0)])
 def test_gate_is_one_exactly_below_r_hat(successes, expect_ahpo):
@@ -204,7 +212,7 @@ def test_ddp_two_processes_equal_one(tmp_path):
     subprocess.run([sys.executable, "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "one")],
                    cwd=ROOT, check=True, env={**env, "GRADS_OUT": str(tmp_path / "g1.pt")}, capture_output=True)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        "--master_port=29533", "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "two")],
+                        f"--master_port={_free_port()}", "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "two")],
                        cwd=ROOT, env={**env, "GRADS_OUT": str(tmp_path / "g2.pt")}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     # the first step's summed gradient, before any optimizer step; tolerance: GRAD_RTOL's

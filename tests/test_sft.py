@@ -16,6 +16,14 @@ import vlm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _free_port():
+    """A port no one listens on now: a fixed one collides with other test runs on the machine."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("sft")
@@ -101,7 +109,7 @@ def test_ddp_two_processes_equal_one(data):
     # ... with the AdamW states sharded over the two ranks (ZeRO-1): the same gradients
     args2 = _args(data, "two", "--max-steps", "3", "--batch-size", "4", "--micro-batch-size", "2", "--zero")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        "--master_port=29544", "tests/launch.py", "sft.py", *args2], cwd=ROOT,
+                        f"--master_port={_free_port()}", "tests/launch.py", "sft.py", *args2], cwd=ROOT,
                        env={**env, "GRADS_OUT": str(data / "g_two.pt")}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     g1, g2 = _flat(data / "g_one.pt"), _flat(data / "g_two.pt")
@@ -168,16 +176,16 @@ def test_zero_checkpoint_is_sharded_and_resumes_exactly(data):
     # two ZeRO-1 ranks: an uninterrupted 3-step run against 2 steps, a checkpoint, a restart
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    def torchrun(out, steps, port):
+    def torchrun(out, steps):
         r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                            f"--master_port={port}", "tests/launch.py", "sft.py",
+                            f"--master_port={_free_port()}", "tests/launch.py", "sft.py",
                             *_args(data, out, "--max-steps", str(steps), "--batch-size", "4", "--zero",
                                    "--save-every", "2")], cwd=ROOT, env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stderr
 
-    torchrun("zfull", 3, 29561)
-    torchrun("zcut", 2, 29562)
+    torchrun("zfull", 3)
+    torchrun("zcut", 2)
     # each rank wrote its own shard; the trainer state holds no optimizer tensors
     step2 = data / "zcut/step-2"
     shards = [torch.load(step2 / f"optimizer-{r}-of-2.pt", weights_only=False)["state"] for r in range(2)]
@@ -185,7 +193,7 @@ def test_zero_checkpoint_is_sharded_and_resumes_exactly(data):
     n_params = len(vlm.trainable(vlm.load(str(data / "base"))[0]))
     assert len(shards[0]) + len(shards[1]) == n_params      # a partition: together, every parameter once
     assert "optimizer" not in torch.load(step2 / "trainer_state.pt", weights_only=False)
-    assert "resumed from" in torchrun("zcut", 3, 29563)
+    assert "resumed from" in torchrun("zcut", 3)
     a = vlm.load(str(data / "zfull/final"))[0].state_dict()
     b = vlm.load(str(data / "zcut/final"))[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
