@@ -88,6 +88,15 @@ def main():
                 print(f"| {name} | {cmd} (micro-batch {c['micro']}, {c['max_len']} tokens) | {'yes' if zero else 'no'} "
                       f"| {n / 1e9:.2f}B | {p['weights']:.1f} | {p['grads']:.1f} | {p['opt']:.1f} | {p['kv']:.1f} "
                       f"| {p['act']:.1f} | {p['train']:.1f} / {p['rollout']:.1f} | {'yes' if p['peak'] <= BUDGET else 'NO'} |")
+    # evaluate.py (no training): weights and the sampler's KV cache for --batch-size 8 rows of a
+    # prompt (up to 2,048 tokens) + --max-new-tokens 16384
+    for name in CONFIGS:
+        model, t = build(name)
+        n = sum(p.numel() for p in model.parameters())
+        p = plan(n, t, 0, 2048 + 16384, 8, False)
+        print(f"| {name} | evaluate (batch 8, 18432 positions) | - | {n / 1e9:.2f}B | {p['weights']:.1f} | - | - "
+              f"| {p['kv']:.1f} | - | {p['rollout'] - p['opt']:.1f} | "
+              f"{'yes' if p['rollout'] - p['opt'] <= BUDGET else 'NO'} |")
     print()
     print("AHPO micro-batch sizes, 7B with --zero, rows of 10240 tokens:")
     model, t = build("Qwen2.5-VL-7B")
