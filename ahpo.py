@@ -74,7 +74,10 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=256, help="rollout length budget")
-    p.add_argument("--max-len", type=int, default=8192, help="prompt + completion tokens in training")
+    p.add_argument("--max-len", type=int, default=8192,
+                   help="prompt + completion tokens in training; rows are never cut (see --drop-long)")
+    p.add_argument("--drop-long", action="store_true",
+                   help="expert traces longer than --max-len are dropped (counted per task), not refused")
     p.add_argument("--rollout-chunk", type=int, default=0,
                    help="prompts per sampler call (default: a rank's share); rollouts of a chunk "
                         "depend only on (seed, step, chunk), so any number of ranks gives the same samples")
@@ -169,6 +172,38 @@ def load_prompts(a, master):
     return prompts
 
 
+def check_lengths(a, proc, prompts, master=True):
+    """Refuse, before the first step, a run whose rows could be cut: the longest prompt plus
+    --max-new-tokens (a rollout's answer and EOS, what the reward read, are its last tokens),
+    and prompt + expert trace (its answer is at its end), must fit --max-len. With --drop-long
+    the traces that do not fit are dropped (their prompts stay, without the expert term).
+    Returns the prompts."""
+    P = vlm.row_lengths(proc, [p["messages"] for p in prompts], drop_images=a.text_only)
+    k = max(range(len(P)), key=P.__getitem__)
+    if a.mode != "sft" and P[k] + a.max_new_tokens > a.max_len:
+        raise SystemExit(f"error: {a.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
+                         f"--max-new-tokens {a.max_new_tokens} = {P[k] + a.max_new_tokens} > --max-len "
+                         f"{a.max_len}: rollouts would be cut; raise --max-len to {P[k] + a.max_new_tokens}")
+    ex = [(p, n) for p, n in zip(prompts, P) if p["expert"]]
+    if a.mode != "grpo" and ex:
+        rows = vlm.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], a.text_only)
+        long, longest = vlm.long_rows_by_task([p["record"] for p, _ in ex], rows, a.max_len)
+        if long:
+            what = (f"{sum(long.values())} expert traces are longer than --max-len {a.max_len} (longest "
+                    f"{longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
+            if not a.drop_long:
+                raise SystemExit(f"error: {a.traces}: {what}; raise --max-len or pass --drop-long")
+            if master:
+                print(f"note: dropped {what}: their prompts have no expert term", file=sys.stderr)
+            for (p, _), n in zip(ex, rows):
+                if n > a.max_len:
+                    p["expert"] = None
+            prompts = [p for p in prompts if p["expert"] or a.mode != "sft"]
+            if not prompts:
+                raise SystemExit(f"error: {a.traces}: every expert trace is longer than --max-len {a.max_len}")
+    return prompts
+
+
 def prompt_order(n_prompts, per_step, steps, seed):
     """The prompts of every step (global), a pure function of the seed: epochs of shuffles."""
     rng, order, out = random.Random(seed), [], []
@@ -224,15 +259,17 @@ def main(argv=None):
         raise SystemExit(f"error: --prompts-per-step {a.prompts_per_step} is not divisible by {world} ranks")
     if a.rollout_chunk and (a.prompts_per_step // world) % a.rollout_chunk:
         raise SystemExit("error: --rollout-chunk must divide the prompts of a rank")
+    if a.max_new_tokens >= a.max_len:  # before the model loads: no prompt fits beside the rollout
+        raise SystemExit(f"error: --max-new-tokens {a.max_new_tokens} leaves no room for a prompt in "
+                         f"--max-len {a.max_len}: rollouts would be cut before the loss")
     torch.manual_seed(a.seed)
     resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
     if a.model is None:
         a.model = "runs/sft/final" if os.path.isdir("runs/sft/final") else os.path.join(a.out, "tiny-base")
-        if not os.path.isdir(a.model):
-            if master:
-                vlm.make_tiny(a.model, seed=a.seed)
-            if world > 1:
-                torch.distributed.barrier()
+        if master and not os.path.isdir(a.model):
+            vlm.make_tiny(a.model, seed=a.seed)
+        if world > 1:  # on every rank: one that found the folder already built still waits here
+            torch.distributed.barrier()
     dtype = getattr(torch, a.dtype) if a.dtype else None
     pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
     model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
@@ -247,13 +284,11 @@ def main(argv=None):
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
     prompts = load_prompts(a, master)
+    prompts = check_lengths(a, proc, prompts, master)
     schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
     start = 0
     if resume:
-        st = torch.load(os.path.join(resume, "trainer_state.pt"), weights_only=False)
-        opt.load_state_dict(st["optimizer"])
-        vlm.set_rng_state(st["rng"][rank])
-        start = st["step"]
+        start = vlm.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)

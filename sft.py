@@ -46,7 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: by epochs)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per optimizer step, all ranks")
     p.add_argument("--micro-batch-size", type=int, default=4, help="sequences per forward pass")
-    p.add_argument("--max-len", type=int, default=8192, help="prompt + completion tokens (longer: truncated)")
+    p.add_argument("--max-len", type=int, default=8192,
+                   help="prompt + completion tokens; a longer trace is refused (never cut), see --drop-long")
+    p.add_argument("--drop-long", action="store_true", help="drop traces longer than --max-len (counted per task)")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 1e-5; 1e-3 for the tiny offline model)")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 3%% of the run)")
@@ -128,6 +130,17 @@ def main(argv=None):
     if proc.kind != "qwen2_5_vl" and not a.text_only and master:
         print("note: text-only model: images are dropped from the prompts (use elicit.py "
               "--text-only for questions that state the puzzle in words)", file=sys.stderr)
+    # a trace's answer is at its end: one longer than --max-len is refused or dropped, never cut
+    rows = vlm.row_lengths(proc, [e["prompt"] for e in examples], [e["completion"] for e in examples], drop)
+    long, longest = vlm.long_rows_by_task(examples, rows, a.max_len)
+    if long:
+        what = (f"{sum(long.values())} of {len(examples)} traces are longer than --max-len {a.max_len} "
+                f"(longest {longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
+        if not a.drop_long:
+            raise SystemExit(f"error: {a.data}: {what}; raise --max-len or pass --drop-long")
+        if master:
+            print(f"note: dropped {what}", file=sys.stderr)
+        examples = [e for e, n in zip(examples, rows) if n <= a.max_len]
     tok = proc.tokenizer
     lengths = [len(tok(e["completion"], add_special_tokens=False)["input_ids"]) for e in examples]
     batches = schedule(examples, lengths, a.batch_size, a.epochs, a.seed)
@@ -138,10 +151,7 @@ def main(argv=None):
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
     start = 0
     if resume:
-        st = torch.load(os.path.join(resume, "trainer_state.pt"), weights_only=False)
-        opt.load_state_dict(st["optimizer"])
-        vlm.set_rng_state(st["rng"][rank] if isinstance(st["rng"], list) else st["rng"])
-        start = st["step"]
+        start = vlm.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)

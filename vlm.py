@@ -319,8 +319,8 @@ def train_batch(proc, prompts, completions, root=None, drop_images=False, max_le
     """Prompt + completion per row, RIGHT-padded (all rows start at column 0), for scoring.
     completions[i]: str (an assistant message: its tokens + <|im_end|> are appended, as sft.py
     wants) or list[int] (token ids used as they are, e.g. the sampler's output incl. EOS).
-    completion_mask is 1 exactly on completion tokens. max_len truncates completions (their
-    end) so that rows fit; a prompt alone longer than max_len is an error.
+    completion_mask is 1 exactly on completion tokens. A row longer than max_len is an error,
+    never cut: a trace's answer and a rollout's EOS, what the reward read, are at its end.
     Returns input_ids, attention_mask, completion_mask (B, L), position_ids, pixel_values,
     image_grid_thw, banned_ids (token ids masked out of the distribution, as in sampling)."""
     if len(prompts) != len(completions):
@@ -336,10 +336,9 @@ def train_batch(proc, prompts, completions, root=None, drop_images=False, max_le
             raise ValueError(f"a completion must be a str or a list of token ids, got {type(c).__name__}")
         if proc.image_token_id is not None and proc.image_token_id in c_ids:
             raise ValueError(f"a completion contains {IMAGE_PAD}; images belong in the prompt")
-        if max_len is not None:
-            if len(e[0]) >= max_len:
-                raise ValueError(f"prompt of {len(e[0])} tokens does not fit max_len={max_len}")
-            c_ids = c_ids[:max_len - len(e[0])]
+        if max_len is not None and len(e[0]) + len(c_ids) > max_len:
+            raise ValueError(f"prompt of {len(e[0])} + completion of {len(c_ids)} tokens > max_len={max_len} "
+                             "(rows are never cut)")
         enc.append(e)
         rows.append(e[0] + c_ids)
         comp_lens.append((len(e[0]), len(c_ids)))
@@ -778,9 +777,17 @@ def make_tiny(path, kind="qwen2_5_vl", seed=0, hidden=64, layers=2, heads=4, kv_
 # -----------------------------------------------------------------------------
 # Training plumbing shared by sft.py and ahpo.py: processes, gradients, checkpoints, data
 
+def dist_backend(device_type):
+    """The process group's backend for a training device: gloo on CPU; on GPUs NCCL for CUDA
+    tensors AND gloo for CPU ones. NCCL carries CUDA tensors only, and some reductions are of
+    CPU values (token counts, metrics, objects): without the CPU entry they stop the run with
+    "No backend type associated with device type cpu" at its first step."""
+    return "gloo" if device_type == "cpu" else f"cpu:gloo,{device_type}:nccl"
+
+
 def dist_init(device=None):
     """(rank, world, device) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK (1 process if unset).
-    NCCL on GPUs, gloo on CPU."""
+    The process group is dist_backend(device.type): gloo on CPU, "cpu:gloo,cuda:nccl" on GPUs."""
     import torch.distributed as dist
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
@@ -790,7 +797,7 @@ def dist_init(device=None):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(dist_backend(device.type))
     return rank, world, device
 
 
@@ -871,9 +878,7 @@ def save_checkpoint(out, step, model, proc, trainer_state, keep=2, name=None):
     torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)  # a crash mid-save never leaves a half-written step-N behind
-    steps = sorted((int(d[5:]) for d in os.listdir(out) if d.startswith("step-") and d[5:].isdigit()))
-    for s in steps[:-keep] if keep else []:
-        shutil.rmtree(os.path.join(out, f"step-{s}"), ignore_errors=True)
+    _prune(out, keep)
     return path
 
 
@@ -951,21 +956,78 @@ def make_optimizer(params, lr, weight_decay, zero, world):
     return MasterAdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
 
 
+def _shards(opt, world):
+    """How many files hold the optimizer state: one per rank under ZeRO-1 (each rank owns a
+    partition of the parameters' states), else one (every rank holds the same whole state)."""
+    return world if world > 1 and hasattr(opt, "consolidate_state_dict") else 1
+
+
+def _shard_file(path, rank, shards):
+    return os.path.join(path, f"optimizer-{rank}-of-{shards}.pt")
+
+
 def checkpoint(out, step, model, proc, opt, args, rank, world, keep=2):
-    """Collective: every rank calls it. Gathers the (sharded) optimizer state and every rank's
-    RNG state, rank 0 writes out/step-N, all ranks wait for it."""
-    if world > 1 and hasattr(opt, "consolidate_state_dict"):
-        opt.consolidate_state_dict(to=0)
-    rngs = [None] * world
+    """Collective: every rank calls it. Writes out/step-N: rank 0 the model folder; each rank
+    ITS OWN optimizer shard, optimizer-<rank>-of-<world>.pt under ZeRO-1 (else rank 0 the one
+    whole state, optimizer-0-of-1.pt); last, rank 0 trainer_state.pt (step, every rank's RNG,
+    args), which marks the folder complete, and moves it into place. No rank gathers another's
+    shard: at 7B the whole fp32 master + m + v is ~100 GB, a ZeRO shard of 8 ~12 GB."""
+    import shutil
+    dist = torch.distributed
+    path = os.path.join(out, f"step-{step}")
+    tmp = path + ".tmp"
+    rngs = [rng_state()]
     if world > 1:
-        torch.distributed.all_gather_object(rngs, rng_state())
-    else:
-        rngs = [rng_state()]
+        rngs = [None] * world
+        dist.all_gather_object(rngs, rng_state())
     if rank == 0:
-        state = {"step": step, "optimizer": opt.state_dict(), "rng": rngs, "args": dict(args)}
-        save_checkpoint(out, step, model, proc, state, keep=keep)
+        shutil.rmtree(tmp, ignore_errors=True)
+        save(model, proc, tmp)
     if world > 1:
-        torch.distributed.barrier()
+        dist.barrier()
+    shards = _shards(opt, world)
+    if shards > 1:
+        torch.save(opt.optim.state_dict(), _shard_file(tmp, rank, shards))  # the local MasterAdamW
+    elif rank == 0:
+        torch.save(opt.state_dict(), _shard_file(tmp, 0, 1))
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        state = {"step": step, "rng": rngs, "args": dict(args), "world": world, "optimizer_shards": shards}
+        torch.save(state, os.path.join(tmp, "trainer_state.pt"))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)  # a crash mid-save never leaves a half-written step-N behind
+        _prune(out, keep)
+    if world > 1:
+        dist.barrier()
+
+
+def _prune(out, keep):
+    import shutil
+    steps = sorted((int(d[5:]) for d in os.listdir(out) if d.startswith("step-") and d[5:].isdigit()))
+    for s in steps[:-keep] if keep else []:
+        shutil.rmtree(os.path.join(out, f"step-{s}"), ignore_errors=True)
+
+
+def resume(path, opt, rank, world):
+    """Load a step-N folder written by checkpoint(): this rank's optimizer shard (only it, memory
+    mapped: host memory ~ the shard) and RNG. Returns the trainer state (step, args). A folder
+    written by another number of ranks, or with/without ZeRO, is refused in one line: the
+    ZeRO partition of the parameters and each rank's RNG stream depend on the world size."""
+    st = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=False)
+    if "optimizer" in st:   # a checkpoint from before sharding: one consolidated state
+        opt.load_state_dict(st["optimizer"])
+    else:
+        saved_world, shards = st["world"], st["optimizer_shards"]
+        if (saved_world, shards) != (world, _shards(opt, world)):
+            zero = lambda w, s: f"{w} rank{'s' * (w > 1)}" + (" with --zero" if s > 1 else "")  # noqa: E731
+            raise SystemExit(f"error: {path}: written by {zero(saved_world, shards)}, this run has "
+                             f"{zero(world, _shards(opt, world))}; resume it with the same, or pass --no-resume")
+        sd = torch.load(_shard_file(path, rank if shards > 1 else 0, shards), map_location="cpu",
+                        weights_only=False, mmap=True)
+        (opt.optim if shards > 1 else opt).load_state_dict(sd)
+    set_rng_state(st["rng"][rank] if isinstance(st["rng"], list) else st["rng"])
+    return st
 
 
 def latest_checkpoint(out):
@@ -1008,6 +1070,25 @@ def read_traces(path):
                   for m in msgs[:-1]]
         examples.append({**rec, "prompt": prompt, "completion": last["content"], "line": i})
     return examples, problems
+
+
+def row_lengths(proc, prompts, completions=None, drop_images=False):
+    """Token counts of prompts (with their image tokens), or of prompt + completion rows as
+    train_batch builds them (a str completion gets its <|im_end|>): what --max-len must hold."""
+    n = [len(encode(proc, p, None, True, drop_images)[0]) for p in prompts]
+    if completions is None:
+        return n
+    return [k + len(proc.tokenizer(c, add_special_tokens=False)["input_ids"]) + 1 for k, c in zip(n, completions)]
+
+
+def long_rows_by_task(examples, lengths, max_len):
+    """{task: count} of the examples whose row is longer than max_len, and the longest row."""
+    counts = {}
+    for e, n in zip(examples, lengths):
+        if n > max_len:
+            t = e.get("task") or e.get("category") or "?"
+            counts[t] = counts.get(t, 0) + 1
+    return counts, max(lengths, default=0)
 
 
 def open_metrics(path, start_step):

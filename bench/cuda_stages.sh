@@ -39,7 +39,7 @@ tail -3 "$OUT/elicit.log"
 
 log "sft.py: 6 steps x 16 traces, micro-batch 4, activation checkpointing"
 python3 sft.py --model "$W/model" --data "$W/traces.jsonl" --out "$W/sft" --max-steps 6 --batch-size 16 \
-    --micro-batch-size 4 --grad-checkpointing --max-len 4096 --save-every 1000000 --no-resume \
+    --micro-batch-size 4 --grad-checkpointing --max-len 4096 --drop-long --save-every 1000000 --no-resume \
     > "$OUT/sft.log" 2>&1 || { tail -30 "$OUT/sft.log"; exit 1; }
 cp "$W/sft/metrics.jsonl" "$OUT/sft_metrics.jsonl"
 tail -2 "$OUT/sft_metrics.jsonl"
@@ -47,7 +47,7 @@ tail -2 "$OUT/sft_metrics.jsonl"
 log "ahpo.py: 3 steps x 8 prompts x 5 rollouts, 512 new tokens, lr default (1e-6)"
 python3 ahpo.py --model "$W/sft/final" --records "$W/train/records.jsonl" --traces "$W/traces.jsonl" \
     --out "$W/ahpo" --steps 3 --prompts-per-step 8 --rollouts 5 --max-new-tokens 512 --grad-checkpointing \
-    --save-every 1000000 --no-resume > "$OUT/ahpo.log" 2>&1 || { tail -30 "$OUT/ahpo.log"; exit 1; }
+    --drop-long --save-every 1000000 --no-resume > "$OUT/ahpo.log" 2>&1 || { tail -30 "$OUT/ahpo.log"; exit 1; }
 cp "$W/ahpo/metrics.jsonl" "$OUT/ahpo_metrics.jsonl"
 tail -1 "$OUT/ahpo_metrics.jsonl"
 python3 - "$W/sft/final" "$W/ahpo/final" <<'EOF'

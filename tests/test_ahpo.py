@@ -15,6 +15,14 @@ from tasks.base import Task
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _free_port():
+    """A port no one listens on now: a fixed one collides with other test runs on the machine."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # ---- the gate ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("successes,expect_ahpo", [(0, 1.0), (1, 1.0), (2, 0.0), (3, 0.0), (5, 0.0)])
 def test_gate_is_one_exactly_below_r_hat(successes, expect_ahpo):
@@ -199,17 +207,39 @@ def test_ddp_two_processes_equal_one(tmp_path):
               "--rollouts", "3", "--max-new-tokens", "8", "--lr", "1e-3", "--text-only", "--rollout-chunk", "2",
               "--micro-batch-size", "3", "--device", "cpu", "--max-len", "4096"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "ahpo.py", *common, "--out", str(tmp_path / "one")], cwd=ROOT,
-                   check=True, env=env, capture_output=True)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-                    "ahpo.py", *common, "--out", str(tmp_path / "two")], cwd=ROOT, check=True, env=env,
-                   capture_output=True)
-    a = vlm.load(str(tmp_path / "one/final"))[0].state_dict()
-    b = vlm.load(str(tmp_path / "two/final"))[0].state_dict()
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    # two ranks with the process group vlm.dist_init builds for GPUs (tests/launch.py: a CPU
+    # collective the NCCL group would not carry fails here too)
+    subprocess.run([sys.executable, "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "one")],
+                   cwd=ROOT, check=True, env={**env, "GRADS_OUT": str(tmp_path / "g1.pt")}, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "two")],
+                       cwd=ROOT, env={**env, "GRADS_OUT": str(tmp_path / "g2.pt")}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # the first step's summed gradient, before any optimizer step; tolerance: GRAD_RTOL's
+    # argument in tests/test_sft.py (float32 summation order, sqrt(n) u with n < 10^4)
+    g1, g2 = (torch.cat([g.flatten() for g in torch.load(tmp_path / f)]) for f in ("g1.pt", "g2.pt"))
+    assert g1.norm() > 0 and (g1 - g2).norm() <= 1e-5 * g1.norm(), ((g1 - g2).norm() / g1.norm()).item()
     ma, mb = _metrics(tmp_path / "one/metrics.jsonl"), _metrics(tmp_path / "two/metrics.jsonl")
     for x, y in zip(ma, mb):
         for key in ("reward_mean", "xi_rate", "tokens_on", "tokens_off", "response_len"):
             assert x[key] == pytest.approx(y[key]), key
         assert x["loss_off"] == pytest.approx(y["loss_off"], rel=1e-5, abs=1e-6)
+
+
+def test_rollouts_that_would_be_cut_are_refused_before_the_first_step(toy):
+    # --max-new-tokens alone over --max-len: refused before the model is read (it does not exist)
+    with pytest.raises(SystemExit) as e:
+        ahpo.main(_args(toy, "ahpo", 2, "--max-len", "12", "--model", str(toy / "no-such-model")))
+    assert "--max-new-tokens 12" in str(e.value) and "--max-len 12" in str(e.value)
+    # the longest prompt + --max-new-tokens over --max-len: one line naming both numbers
+    _, proc = vlm.load(str(toy / "base"))
+    recs = [json.loads(line) for line in open(toy / "records.jsonl")]
+    P = max(len(vlm.encode(proc, tasks.messages_for(r, True))[0]) for r in recs)
+    with pytest.raises(SystemExit) as e:
+        ahpo.main(_args(toy, "grpo", 2, "--max-len", str(P + 11)))
+    msg = str(e.value)
+    assert msg.startswith("error:") and "\n" not in msg
+    assert f"of {P} tokens + --max-new-tokens 12 = {P + 12} > --max-len {P + 11}" in msg
+    assert not os.path.exists(toy / "grpo/metrics.jsonl")
+    ahpo.main(_args(toy, "grpo", 1, "--max-len", str(P + 12)))   # exactly fits: runs
+    assert len(_metrics(toy / "grpo/metrics.jsonl")) == 1

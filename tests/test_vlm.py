@@ -185,12 +185,13 @@ def test_train_batch_masks(tiny):
                                prompts[2]], comps, root=tiny["root"])
     assert b2["input_ids"].shape == ids.shape and not torch.equal(b2["input_ids"], ids)
     assert torch.equal(b2["completion_mask"], comp)
-    # max_len cuts completions, never prompts
+    # max_len never cuts: a row that fits exactly is whole, one token more is an error
     n0 = len(vlm.encode(proc, prompts[2], tiny["root"])[0])
-    b3 = vlm.train_batch(proc, [prompts[2]], [comps[2]], max_len=n0 + 2)
-    assert b3["completion_mask"].sum() == 2
+    n2 = n0 + len(comps[2])   # token ids: used as they are
+    b3 = vlm.train_batch(proc, [prompts[2]], [comps[2]], root=tiny["root"], max_len=n2)
+    assert b3["attention_mask"].sum() == n2
     with pytest.raises(ValueError, match="max_len"):
-        vlm.train_batch(proc, [prompts[2]], [comps[2]], max_len=n0)
+        vlm.train_batch(proc, [prompts[2]], [comps[2]], root=tiny["root"], max_len=n2 - 1)
 
 
 # -----------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""Run a stage under torchrun on CPU as if the ranks were on GPUs, for the 2-rank tests.
+
+    python -m torch.distributed.run --nproc_per_node=2 tests/launch.py sft.py --device cpu ...
+
+The process group is built by vlm.dist_init's GPU branch, exactly as on a GPU node, with one
+substitution: NCCL does not exist on CPU, so every "<device>:nccl" entry becomes
+"<device>:gloo" FOR THAT DEVICE TYPE ONLY (a bare "nccl" becomes "cuda:gloo"). A group that
+maps only cuda then refuses a CPU tensor with "No backend type associated with device type
+cpu", as NCCL would; the computation itself stays on CPU. So a 2-rank stage test run through
+here fails if any collective relies on a device type the GPU group does not carry.
+
+With GRADS_OUT=<path>, rank 0 saves the summed (all-reduced) gradients of the first optimizer
+step there, before any optimizer step: the DDP-equals-one-process tests compare those.
+"""
+import os
+import runpy
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+import vlm  # noqa: E402
+
+
+def _cpu_for_nccl(backend):
+    entries = backend.split(",")
+    if len(entries) == 1 and ":" not in backend:
+        return "cuda:gloo" if backend == "nccl" else backend
+    return ",".join(e.replace(":nccl", ":gloo") for e in entries)
+
+
+def _gpu_like_dist_init(device=None):
+    """vlm.dist_init on its GPU branch (cuda 'available', set_device a no-op), computing on CPU."""
+    init, avail, setdev = dist.init_process_group, torch.cuda.is_available, torch.cuda.set_device
+    dist.init_process_group = lambda backend=None, *a, **k: init(_cpu_for_nccl(backend), *a, **k)
+    torch.cuda.is_available, torch.cuda.set_device = (lambda: True), (lambda d: None)
+    try:
+        rank, world, _ = _dist_init(None)
+    finally:
+        dist.init_process_group, torch.cuda.is_available, torch.cuda.set_device = init, avail, setdev
+    return rank, world, torch.device("cpu")
+
+
+def _grads_saving(all_reduce_grads):
+    path, done = os.environ.get("GRADS_OUT"), []
+
+    def wrapped(params, world, *a, **k):
+        all_reduce_grads(params, world, *a, **k)
+        if path and not done and int(os.environ.get("RANK", 0)) == 0:
+            # an unused parameter (the vision tower on text) has no gradient in one process and
+            # zeros after all_reduce_grads: the same gradient
+            torch.save([p.grad.detach().double().clone() if p.grad is not None
+                        else torch.zeros_like(p, dtype=torch.float64) for p in params], path)
+        done.append(1)
+    return wrapped
+
+
+_dist_init = vlm.dist_init
+if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+    vlm.dist_init = _gpu_like_dist_init
+vlm.all_reduce_grads = _grads_saving(vlm.all_reduce_grads)
+stage = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_path(os.path.join(ROOT, stage), run_name="__main__")
