@@ -93,15 +93,6 @@ def smol_path():
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    """A 135M model's matmuls are big enough for a second core to pay (conftest sets one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def smol(smol_path):
     return vlm.load(smol_path, device="cpu")
@@ -208,7 +199,7 @@ def test_evaluate_text_only_end_to_end(smol_path, data, tmp_path):
     preds = _records(out / "predictions.jsonl")
     assert len(preds) == 3 and all(p["response"].strip() for p in preds)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"]["scored"] == 3 if "scored" in summary.get("counts", {}) else True
+    assert summary["mode"] == "text" and summary["n"] == 3 and len(summary["per_task"]) == 3
 
 
 def _assert_mask_matches_template(proc, prompt, completion, max_len=None):
