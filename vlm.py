@@ -37,12 +37,13 @@ Simplifications (on purpose):
     paths are relative to `root` unless absolute.
   - Qwen2.5-VL is the only vision-language family; other models are loaded as text-only
     causal LMs, and images given to them are an error (or dropped with drop_images=True).
+    Their templates get each message's content as one string (text items joined in order).
   - The sampler's reported log-prob of a token is log softmax(logits / T) over the full
     vocabulary minus the vision tokens, i.e. BEFORE top-k / top-p truncation; this is what
     `logprobs()` recomputes, so PPO-style ratios compare like with like. Greedy reports T = 1.
   - Completions passed as text are the assistant message: their tokens plus <|im_end|>.
     Prompt and completion are tokenised separately, exactly as the sampler sees them.
-  - Decode steps of Qwen2-style decoders (Qwen2, Qwen2.5-VL's text model) run through
+  - Decode steps of Qwen2-style decoders (Qwen2, Qwen2.5-VL's text model, Llama) run through
     `_decode_step`, a hand-written loop over the model's own modules (same kernels, same
     numbers as its forward, without the per-call machinery); any other causal LM decodes
     through its forward (also `fast=False`). The KV cache (`_BufferLayer`) is preallocated
