@@ -37,12 +37,13 @@ Simplifications (on purpose):
     paths are relative to `root` unless absolute.
   - Qwen2.5-VL is the only vision-language family; other models are loaded as text-only
     causal LMs, and images given to them are an error (or dropped with drop_images=True).
+    Their templates get each message's content as one string (text items joined in order).
   - The sampler's reported log-prob of a token is log softmax(logits / T) over the full
     vocabulary minus the vision tokens, i.e. BEFORE top-k / top-p truncation; this is what
     `logprobs()` recomputes, so PPO-style ratios compare like with like. Greedy reports T = 1.
   - Completions passed as text are the assistant message: their tokens plus <|im_end|>.
     Prompt and completion are tokenised separately, exactly as the sampler sees them.
-  - Decode steps of Qwen2-style decoders (Qwen2, Qwen2.5-VL's text model) run through
+  - Decode steps of Qwen2-style decoders (Qwen2, Qwen2.5-VL's text model, Llama) run through
     `_decode_step`, a hand-written loop over the model's own modules (same kernels, same
     numbers as its forward, without the per-call machinery); any other causal LM decodes
     through its forward (also `fast=False`). The KV cache (`_BufferLayer`) is preallocated
@@ -225,11 +226,19 @@ def _open_image(image, root):
 
 
 def render(proc, messages, add_generation_prompt=True):
-    """The chat as text, one <|vision_start|><|image_pad|><|vision_end|> per image."""
-    # the template sees image items without their payload (PIL objects do not belong in Jinja)
-    clean = [dict(m, content=m["content"] if isinstance(m["content"], str) else
-                  [{"type": "image"} if it["type"] == "image" else it for it in m["content"]])
-             for m in messages]
+    """The chat as text, one <|vision_start|><|image_pad|><|vision_end|> per image.
+    Qwen2.5-VL's template reads content as a list of items; a text-only model's template (e.g.
+    Llama-style ones doing `'<|im_start|>' + message['content']`) reads a string, so for those
+    the text items are joined in order. Images reaching a text model are dropped here (encode
+    refuses them unless drop_images=True)."""
+    def content(c):
+        if isinstance(c, str):
+            return c
+        if proc.kind != "qwen2_5_vl":
+            return "".join(it["text"] for it in c if it["type"] == "text")
+        # the template sees image items without their payload (PIL objects do not belong in Jinja)
+        return [{"type": "image"} if it["type"] == "image" else it for it in c]
+    clean = [dict(m, content=content(m["content"])) for m in messages]
     tok = proc.tokenizer
     if tok.chat_template is not None:
         return tok.apply_chat_template(clean, tokenize=False, add_generation_prompt=add_generation_prompt)
@@ -413,20 +422,28 @@ def _rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+# Decoders whose one-token step is exactly _decode_step: pre-norm, rotate-half rope on q and k,
+# grouped-query sdpa, gated MLP. Llama differs from Qwen2 only in having no q/k/v biases, which
+# the projections themselves carry (or not). Each is checked token for token against generate:
+# Qwen2 / Qwen2.5-VL in tests/test_vlm.py, Llama (SmolLM2-135M) in tests/test_real_weights.py.
+_DECODE_STEP_TYPES = ("qwen2", "qwen2_5_vl_text", "llama")
+
+
 def _text_decoder(model):
-    """The text decoder, if it is a Qwen2-style one that _decode_step can run by hand, else None."""
+    """The text decoder, if it is one that _decode_step can run by hand, else None."""
     base = model.base_model
     text = getattr(base, "language_model", base)  # Qwen2.5-VL nests its text model
     cfg = getattr(text, "config", None)
-    ok = (cfg is not None and cfg.model_type in ("qwen2", "qwen2_5_vl_text")
-          and all(t == "full_attention" for t in cfg.layer_types)
+    ok = (cfg is not None and cfg.model_type in _DECODE_STEP_TYPES
+          # no sliding-window layers (Llama configs carry no layer_types: all full attention)
+          and all(t == "full_attention" for t in getattr(cfg, "layer_types", None) or ())
           # rope tables are computed once per call: no rope that rescales with the length seen
           and text.rotary_emb.rope_type not in ("dynamic", "longrope"))
     return text if ok else None
 
 
 def _decode_step(text, head, cache, tok, cos, sin, key_mask):
-    """One token per row through a Qwen2-style decoder (Qwen2 and Qwen2.5-VL's text model), by
+    """One token per row through a Qwen2-style decoder (Qwen2, Qwen2.5-VL's text model, Llama), by
     hand: the same modules and kernels as the model's forward for one token, minus its per-call
     machinery (mask building, rope tables, output capture, kwargs plumbing), which costs more
     than the math on small models. tok (R, 1); cos, sin (R, 1, 1, head_dim) for this step;

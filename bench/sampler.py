@@ -4,6 +4,12 @@ Benchmark: vlm.sample (hand-written prefill + KV-cache decode) against model.gen
     python bench/sampler.py              # ~105M-parameter Qwen2 causal LM built from a config
     python bench/sampler.py --tiny       # the tiny Qwen2.5-VL of vlm.make_tiny, prompts with images
     python bench/sampler.py --device cuda --shape 7b   # Qwen2.5-7B's text dims, bf16 (random weights)
+    python bench/sampler.py --model /tmp/smollm2       # a model folder (real weights), its own template
+
+With --model the prompts are 8 MM-HELIX text questions (level 1 of 8 tasks, synthesised on the
+spot) in the model's chat template. Which decode path the sampler takes is printed: the
+hand-written step (`_decode_step`, for the architectures in vlm._DECODE_STEP_TYPES) or, for
+any other architecture, the fallback through the model's own forward.
 
 Same model, same prompts (batch 8, left-padded, different lengths), greedy, and both forced to
 generate all --new tokens (no EOS), with the vision tokens masked in both (vlm.sample always
@@ -88,7 +94,17 @@ SHAPES = {"105m": dict(hidden=768, layers=12, heads=12, kv_heads=4, intermediate
 
 def build(args, workdir):
     """Model, processor and a prompt batch; deterministic, so both child processes agree."""
-    if args.tiny:
+    if args.model:
+        model, proc = vlm.load(args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None)
+        import synth
+        import tasks
+        from tasks.records import jsonl_rows
+        names = "buy_sell_stock,maze,hanoi,sudoku,h_index,twenty_four,word_ladder,lis".split(",")
+        synth.main(["--split", "bench", "--tasks", ",".join(names[:args.batch]), "--levels", "1", "--count", "1",
+                    "--out", workdir, "--exclude", "", "--workers", "1", "--no-images"])
+        chats = [tasks.messages_for(rec, text_only=True) for _, rec, _ in
+                 jsonl_rows(os.path.join(workdir, "records.jsonl"))]
+    elif args.tiny:
         model, proc = vlm.make_tiny(None, kind="qwen2_5_vl", seed=1)
         rng = np.random.default_rng(0)
         from PIL import Image
@@ -141,6 +157,7 @@ def timed(fn, model, proc, batch, n_new):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="a local model folder (vlm.load) instead of random weights")
     ap.add_argument("--tiny", action="store_true", help="the tiny Qwen2.5-VL (with images) instead of ~105M Qwen2")
     ap.add_argument("--batch", type=int, default=8, help="prompts per batch")
     ap.add_argument("--new", type=int, default=128, help="new tokens per row (all of them are generated)")
@@ -166,7 +183,11 @@ def main():
                 peaks[k].append(peak)
     tok = args.batch * args.new
     best = {k: min(v) for k, v in times.items()}
-    print(f"model: {'tiny Qwen2.5-VL' if args.tiny else 'Qwen2 causal LM ' + args.shape}, {model.dtype}, "
+    name = (f"{args.model} ({model.config.model_type})" if args.model else
+            'tiny Qwen2.5-VL' if args.tiny else 'Qwen2 causal LM ' + args.shape)
+    path = ("hand-written decode step (vlm._decode_step)" if vlm._text_decoder(model) is not None else
+            f"fallback: the model's own forward (no hand-written step for {model.config.model_type!r})")
+    print(f"model: {name}, {model.dtype}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, {model.device}, "
           f"{torch.get_num_threads()} threads; batch {args.batch}, prompt {batch['input_ids'].shape[1]} tokens "
           f"(left-padded), {args.new} new tokens, greedy; load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
@@ -174,6 +195,7 @@ def main():
     for k in methods:
         print(f"{k:8s}: best {best[k]:.2f}s of {[round(t, 2) for t in times[k]]}, {tok / best[k]:.1f} tok/s, "
               f"{best[k] / args.new * 1e3:.2f} ms/step; peak {what} above start {max(peaks[k]) / 2**20:.1f} MiB")
+    print(f"sampler decode path: {path}")
     print(f"same tokens: {ids['sampler'] == ids['generate']}")
     print(f"sampler {tok / best['sampler']:.1f} tok/s | generate {tok / best['generate']:.1f} tok/s | "
           f"speed-up {best['generate'] / best['sampler']:.2f}x")
