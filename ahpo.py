@@ -1,7 +1,7 @@
 """Stage 4: AHPO, Adaptive Hybrid Policy Optimization (MM-HELIX section 3.3), and its baselines.
 
     python ahpo.py                                   # runs/sft/final (or a tiny model) -> runs/ahpo/
-    python ahpo.py --mode grpo                       # the paper's Table 2 baselines: grpo, sft, static, luffy
+    python ahpo.py --mode grpo --model BASE          # Table 2 baselines (grpo, sft, static, luffy) -> runs/<mode>/
     torchrun --nproc_per_node=8 ahpo.py --model runs/sft/final --prompts-per-step 128 \\
         --max-new-tokens 8192 --zero --grad-checkpointing
 
@@ -108,8 +108,8 @@ def parse_args(argv=None):
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None,
-                   help="output folder (default: runs/<mode>; runs/sft-<mode> for a baseline "
-                        "started from runs/sft/final)")
+                   help="output folder (default: runs/<mode>, runs/ahpo-sft for mode sft; "
+                        "runs/sft-<that> for a baseline started from runs/sft/final)")
     g.add_argument("--save-every", type=runs.positive_int, default=10, help="checkpoint every N steps")
     g.add_argument("--keep", type=runs.nonneg_int, default=2, help="step-N folders kept (0: all)")
     g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
@@ -130,9 +130,12 @@ def default_paths(a):
     paper's 'SFT then GRPO'), so no two Table 2 methods share a folder."""
     if a.model is None and os.path.isdir("runs/sft/final"):
         a.model = "runs/sft/final"
+        print("note: starting from runs/sft/final (sft.py's output); pass --model to start elsewhere",
+              file=sys.stderr)
     if a.out is None:
         from_sft = a.model is not None and os.path.normpath(a.model) == os.path.normpath("runs/sft/final")
-        a.out = os.path.join("runs", a.mode if a.mode == "ahpo" or not from_sft else f"sft-{a.mode}")
+        name = "ahpo-sft" if a.mode == "sft" else a.mode   # runs/sft is sft.py's
+        a.out = os.path.join("runs", name if a.mode == "ahpo" or not from_sft else f"sft-{name}")
 
 
 # ---- the method's pieces, as functions a test can call ------------------------------------------
