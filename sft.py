@@ -16,8 +16,10 @@ tower on a text-only batch) simply contribute zeros.
 
 Writes to --out (default runs/sft/): metrics.jsonl (one line a step, same keys each step),
 step-N/ (a from_pretrained folder + trainer_state.pt, the last --keep), final/.
-`--resume` (on by default) continues from the newest step-N exactly: model, optimizer,
-schedule, RNG and the data position are restored, so steps k+1.. equal an uninterrupted run.
+A rerun into --out continues from the newest step-N exactly (model, optimizer, schedule, RNG
+and the data position are restored, so steps k+1.. equal an uninterrupted run), but only if
+out/run.json shows the same result-changing settings; otherwise it names them and stops.
+`--overwrite` starts afresh.
 """
 from __future__ import annotations
 

@@ -148,3 +148,22 @@ def test_bad_input_is_refused_cleanly(world, case):
     assert not changed, changed
     if absent:
         assert not (world / absent).exists(), absent
+
+
+GROUPS = ("data", "model", "method", "budget", "distributed", "output")
+
+
+@pytest.mark.parametrize("script", ["synth.py", "elicit.py", "sft.py", "ahpo.py", "evaluate.py"])
+def test_help_groups_every_option_and_shows_defaults(tmp_path, script):
+    p = _run(tmp_path, script, "--help", check=True)
+    sections, name = {}, None
+    for line in p.stdout.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            name = line[:-1]
+            sections[name] = []
+        elif name and line.strip().startswith("-"):
+            sections[name].append(line.strip().split()[0])
+    assert sections.pop("options") == ["-h,"]          # nothing left outside a group
+    assert set(sections) <= set(GROUPS) and {"data", "output"} <= set(sections), sections
+    assert p.stdout.count("(default:") >= 5
+    assert "OPENAI_API_KEY" not in os.environ or os.environ["OPENAI_API_KEY"] not in p.stdout
