@@ -120,7 +120,8 @@ def parse_args(argv=None):
 # settings a rerun may change and still continue the same run: they leave the maths unchanged.
 # The step budget may grow when the learning rate is constant (--warmup 0): the prompt order
 # of the first k steps does not depend on the budget (prompt_order is a prefix-stable stream).
-MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume")
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
+              "quiet")
 RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
 
 

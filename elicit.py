@@ -356,7 +356,7 @@ def run_json_path(a):
 # requests go, and how many records are taken. The records file may grow (a larger pool):
 # an id is a pure function of (task, level, seed), and finished ids are skipped.
 MAY_DIFFER = ("limit", "url", "concurrency", "timeout", "retries", "backoff", "cache", "device",
-              "overwrite", "input records")
+              "overwrite", "input records", "quiet")
 
 
 def main(argv=None):

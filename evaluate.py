@@ -102,7 +102,7 @@ def default_out(a):
 
 # settings a rerun may change and still reuse the responses already made: they do not change
 # a response (with greedy decoding the batch only groups prompts; sampling seeds follow it).
-MAY_DIFFER = ("limit", "name", "strict", "overwrite", "device", "predictions")
+MAY_DIFFER = ("limit", "name", "strict", "overwrite", "device", "predictions", "quiet")
 
 
 # ---- reading --------------------------------------------------------------------------------

@@ -83,7 +83,8 @@ def parse_args(argv=None):
 
 # settings a rerun may change and still continue the same run: they leave the maths unchanged.
 # The step budget is not among them: the cosine schedule spans it, so a longer run differs.
-MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume")
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
+              "quiet")
 RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
 
 

@@ -167,3 +167,28 @@ def test_help_groups_every_option_and_shows_defaults(tmp_path, script):
     assert set(sections) <= set(GROUPS) and {"data", "output"} <= set(sections), sections
     assert p.stdout.count("(default:") >= 5
     assert "OPENAI_API_KEY" not in os.environ or os.environ["OPENAI_API_KEY"] not in p.stdout
+
+
+def test_settings_check_rules(tmp_path):
+    """The rerun check itself: what may differ, what may only grow, and the weights fingerprint
+    (size + first and last MiB: blind to a copy's new mtime, not to a changed tensor at the end)."""
+    from tasks import runs
+    old = {"args": {"lr": 1e-3, "steps": 4, "save_every": 2}, "inputs": {"data": "aa"}}
+    new = {"args": {"lr": 1e-3, "steps": 8, "save_every": 5}, "inputs": {"data": "aa"}}
+    assert runs.differences(old, new, may_differ=("save_every",), may_grow=("steps",)) == []
+    assert runs.differences(new, old, may_differ=("save_every",), may_grow=("steps",)) == ["steps: 8 -> 4"]
+    assert runs.differences(old, {**new, "inputs": {"data": "bb"}}, ("save_every",), ("steps",)) == \
+        ["input data: aa -> bb"]
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    blob = bytearray(3 * runs.MB)
+    (m / "model.safetensors").write_bytes(bytes(blob))
+    f0 = runs.model_fingerprint(str(m))
+    os.utime(m / "model.safetensors", (0, 0))
+    assert runs.model_fingerprint(str(m)) == f0
+    blob[-1] = 1                                   # the last tensor changed
+    (m / "model.safetensors").write_bytes(bytes(blob))
+    assert runs.model_fingerprint(str(m)) != f0
+    (m / "model.safetensors").write_bytes(bytes(blob) + b"\0")   # one byte longer
+    assert runs.model_fingerprint(str(m)) != f0
