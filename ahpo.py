@@ -1,7 +1,7 @@
 """Stage 4: AHPO, Adaptive Hybrid Policy Optimization (MM-HELIX section 3.3), and its baselines.
 
     python ahpo.py                                   # runs/sft/final (or a tiny model) -> runs/ahpo/
-    python ahpo.py --mode grpo                       # the paper's Table 2 baselines: grpo, sft, static, luffy
+    python ahpo.py --mode grpo --model BASE          # Table 2 baselines (grpo, sft, static, luffy) -> runs/<mode>/
     torchrun --nproc_per_node=8 ahpo.py --model runs/sft/final --prompts-per-step 128 \\
         --max-new-tokens 8192 --zero --grad-checkpointing
 
@@ -46,6 +46,7 @@ import torch
 
 import tasks
 import vlm
+from tasks import runs
 from tasks.plot import training_curves
 from tasks.progress import Progress
 
@@ -53,53 +54,94 @@ MODES = ("ahpo", "grpo", "static", "luffy", "sft")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=MODES, default="ahpo")
-    p.add_argument("--model", default=None, help="default: runs/sft/final, else a tiny offline model")
-    p.add_argument("--records", default="data/train/records.jsonl", help="prompts (synth.py --split train)")
-    p.add_argument("--traces", default="data/traces.jsonl", help="expert traces y* (elicit.py); optional")
-    p.add_argument("--out", default="runs/ahpo")
-    p.add_argument("--steps", type=int, default=20, help="optimizer steps (x epochs)")
-    p.add_argument("--prompts-per-step", type=int, default=8, help="prompts per step, all ranks (paper: 128)")
-    p.add_argument("--rollouts", dest="n", type=int, default=5,
-                   help="N, rollouts per prompt (paper: 5); not --n, which torchrun would claim")
-    p.add_argument("--r-hat", type=int, default=2, help="R_hat: expert term on when fewer successes (paper: 2)")
-    p.add_argument("--eps-lo", type=float, default=0.2, help="clip low: ratio >= 1 - eps_lo")
-    p.add_argument("--eps-hi", type=float, default=0.28, help="clip high: ratio <= 1 + eps_hi")
-    p.add_argument("--no-std", action="store_true", help="advantages R - mean, without / std")
-    p.add_argument("--gamma", type=float, default=0.1, help="LUFFY policy shaping f(p) = p / (p + gamma)")
-    p.add_argument("--kl-coef", type=float, default=0.0, help="KL to the initial model (k3); 0 = off, as the paper")
-    p.add_argument("--epochs", type=int, default=1, help="optimisation epochs per batch (>1: the ratio matters)")
-    p.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=256, help="rollout length budget")
-    p.add_argument("--max-len", type=int, default=8192,
-                   help="prompt + completion tokens in training; rows are never cut (see --drop-long)")
-    p.add_argument("--drop-long", action="store_true",
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    g = p.add_argument_group("data")
+    g.add_argument("--records", default="data/train/records.jsonl", help="prompts (synth.py --split train)")
+    g.add_argument("--traces", default="data/traces.jsonl",
+                   help="expert traces y* (elicit.py); 'none': exploration only (xi = 0 always)")
+    g.add_argument("--text-only", action="store_true", help="text questions, no images")
+    g.add_argument("--max-len", type=runs.positive_int, default=8192,
+                   help="tokens, prompt + completion in training; rows are never cut (see --drop-long)")
+    g.add_argument("--drop-long", action="store_true",
                    help="expert traces longer than --max-len are dropped (counted per task), not refused")
-    p.add_argument("--rollout-chunk", type=int, default=0,
-                   help="prompts per sampler call (default: a rank's share); rollouts of a chunk "
+    g.add_argument("--min-pixels", type=runs.positive_int, default=None,
+                   help="pixels, image processor minimum (default: the model's)")
+    g.add_argument("--max-pixels", type=runs.positive_int, default=None,
+                   help="pixels, image processor maximum (default: the model's)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None, help="default: runs/sft/final, else a tiny offline model")
+    g.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    g.add_argument("--freeze-vision", action="store_true", help="train the language model only")
+    g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+    g = p.add_argument_group("method")
+    g.add_argument("--mode", choices=MODES, default="ahpo",
+                   help="ahpo, or a Table 2 baseline: grpo (xi = 0), static (xi = 1), sft, luffy")
+    g.add_argument("--rollouts", dest="n", type=runs.positive_int, default=5,
+                   help="N, rollouts per prompt (paper: 5); not --n, which torchrun would claim")
+    g.add_argument("--r-hat", type=runs.nonneg_int, default=2,
+                   help="R_hat: expert term on when fewer successes (paper: 2)")
+    g.add_argument("--eps-lo", type=runs.nonneg_float, default=0.2, help="clip low: ratio >= 1 - eps_lo")
+    g.add_argument("--eps-hi", type=runs.nonneg_float, default=0.28, help="clip high: ratio <= 1 + eps_hi")
+    g.add_argument("--no-std", action="store_true", help="advantages R - mean, without / std")
+    g.add_argument("--gamma", type=runs.positive_float, default=0.1,
+                   help="LUFFY policy shaping f(p) = p / (p + gamma)")
+    g.add_argument("--kl-coef", type=runs.nonneg_float, default=0.0,
+                   help="KL to the initial model (k3); 0 = off, as the paper")
+    g.add_argument("--temperature", type=runs.positive_float, default=1.0, help="rollout temperature")
+    g.add_argument("--top-p", type=runs.positive_float, default=1.0, help="rollout nucleus mass")
+    g.add_argument("--lr", type=runs.positive_float, default=None, help="default 1e-6 (1e-3 for toy models)")
+    g.add_argument("--warmup", type=runs.nonneg_int, default=0, help="warmup steps (0: constant lr)")
+    g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--clip", type=runs.positive_float, default=1.0, help="gradient norm clip (L2)")
+    g.add_argument("--seed", type=int, default=0, help="prompt order and rollout seed")
+    g = p.add_argument_group("budget")
+    g.add_argument("--steps", type=runs.positive_int, default=20, help="optimizer steps (x epochs)")
+    g.add_argument("--prompts-per-step", type=runs.positive_int, default=8,
+                   help="prompts per step, all ranks (paper: 128)")
+    g.add_argument("--epochs", type=runs.positive_int, default=1,
+                   help="optimisation epochs per batch (>1: the ratio matters)")
+    g.add_argument("--max-new-tokens", type=runs.positive_int, default=256, help="tokens, rollout length budget")
+    g.add_argument("--rollout-chunk", type=runs.nonneg_int, default=0,
+                   help="prompts per sampler call (0: a rank's share); rollouts of a chunk "
                         "depend only on (seed, step, chunk), so any number of ranks gives the same samples")
-    p.add_argument("--micro-batch-size", type=int, default=8, help="sequences per forward pass")
-    p.add_argument("--lr", type=float, default=None, help="default 1e-6 (1e-3 for toy models)")
-    p.add_argument("--warmup", type=int, default=0)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
-    p.add_argument("--text-only", action="store_true", help="text questions, no images")
-    p.add_argument("--freeze-vision", action="store_true")
-    p.add_argument("--grad-checkpointing", action="store_true")
-    p.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
-    p.add_argument("--save-every", type=int, default=10)
-    p.add_argument("--keep", type=int, default=2)
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None)
-    p.add_argument("--min-pixels", type=int, default=None)
-    p.add_argument("--max-pixels", type=int, default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    g.add_argument("--micro-batch-size", type=runs.positive_int, default=8,
+                   help="sequences per forward pass (does not change the gradient)")
+    g = p.add_argument_group("distributed")
+    g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
+    g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None,
+                   help="output folder (default: runs/<mode>, runs/ahpo-sft for mode sft; "
+                        "runs/sft-<that> for a baseline started from runs/sft/final)")
+    g.add_argument("--save-every", type=runs.positive_int, default=10, help="checkpoint every N steps")
+    g.add_argument("--keep", type=runs.nonneg_int, default=2, help="step-N folders kept (0: all)")
+    g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
+                   help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p.parse_args(argv)
+
+
+# settings a rerun may change and still continue the same run: they leave the maths unchanged.
+# The step budget may grow when the learning rate is constant (--warmup 0): the prompt order
+# of the first k steps does not depend on the budget (prompt_order is a prefix-stable stream).
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
+              "quiet")
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
+
+
+def default_paths(a):
+    """--model and --out when not given: AHPO continues SFT (runs/sft/final if it exists); a
+    baseline gets its own folder, runs/<mode>, or runs/sft-<mode> when it starts from SFT (the
+    paper's 'SFT then GRPO'), so no two Table 2 methods share a folder."""
+    if a.model is None and os.path.isdir("runs/sft/final"):
+        a.model = "runs/sft/final"
+        print("note: starting from runs/sft/final (sft.py's output); pass --model to start elsewhere",
+              file=sys.stderr)
+    if a.out is None:
+        from_sft = a.model is not None and os.path.normpath(a.model) == os.path.normpath("runs/sft/final")
+        name = "ahpo-sft" if a.mode == "sft" else a.mode   # runs/sft is sft.py's
+        a.out = os.path.join("runs", name if a.mode == "ahpo" or not from_sft else f"sft-{name}")
 
 
 # ---- the method's pieces, as functions a test can call ------------------------------------------
@@ -154,12 +196,32 @@ def load_prompts(a, master):
     records, errors = tasks.read_records(a.records)
     for e in errors if master else ():
         print(f"warning: skipped record: {e}", file=sys.stderr)
+    if not records:
+        raise SystemExit(f"error: no usable records in {a.records}")
     experts = {}
-    if a.traces and os.path.exists(a.traces):
+    use_traces = a.traces != "none" and a.mode != "grpo"   # grpo never uses y* (xi = 0)
+    if a.traces == "none" and a.mode in ("sft", "luffy", "static"):
+        raise SystemExit(f"error: --traces none: mode {a.mode} needs expert traces")
+    if use_traces:
+        hint = "make it with: python elicit.py" + ("; or --traces none for exploration only (xi = 0)"
+                                                    if a.mode == "ahpo" else "")
+        if not os.path.isfile(a.traces):
+            raise SystemExit(f"error: --traces {a.traces}: not found ({hint})")
         examples, problems = vlm.read_traces(a.traces)
         for pr in problems if master else ():
             print(f"warning: skipped trace: {pr}", file=sys.stderr)
+        if not examples:
+            raise SystemExit(f"error: --traces {a.traces}: no usable trace ({len(problems)} lines skipped)")
         experts = {e["id"]: e["completion"] for e in examples}
+        matched = sum(r["id"] in experts for r in records)
+        if not matched:
+            raise SystemExit(f"error: --traces {a.traces}: none of its {len(experts)} trace ids is a "
+                             f"prompt id of {a.records} (first trace id: {next(iter(experts))!r})")
+        if master:
+            print(f"{matched} of {len(records)} prompts have an expert trace ({a.traces}); "
+                  f"the others are exploration only (xi = 0)", file=sys.stderr)
+    elif master and a.mode == "ahpo":
+        print(f"--traces none: all {len(records)} prompts are exploration only (xi = 0)", file=sys.stderr)
     root = os.path.dirname(os.path.abspath(a.records))
     prompts = [{"record": r, "messages": tasks.messages_for(r, a.text_only, root),
                 "expert": experts.get(r["id"])} for r in records]
@@ -263,9 +325,31 @@ def main(argv=None):
         raise SystemExit(f"error: --max-new-tokens {a.max_new_tokens} leaves no room for a prompt in "
                          f"--max-len {a.max_len}: rollouts would be cut before the loss")
     torch.manual_seed(a.seed)
+    default_paths(a)
+    if a.model is not None:
+        runs.check_model(a.model)
+        # a text-only model gets the text questions (the state in words), read from its config
+        a.text_only = a.text_only or runs.model_type(a.model) != "qwen2_5_vl"
+    # ---- data first: a bad file is reported before a model is built ----------------------------
+    prompts = load_prompts(a, master)
+
+    # ---- the run folder: continue only a run made with the same settings -----------------------
+    start_model = a.model if a.model is not None else f"tiny offline model, seed {a.seed}"
+    settings = runs.settings(a, inputs={"records": a.records, "traces": a.traces}, model=start_model)
+    runs.check(a.out, settings, may_differ=MAY_DIFFER, may_grow=("steps",) if a.warmup == 0 else (),
+               overwrite=a.no_resume)
+    if world > 1:
+        torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
+    if master:
+        if a.no_resume:
+            runs.clear(a.out, RUN_OUTPUTS)
+        runs.write(a.out, settings)
+    if world > 1:
+        torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
+
     resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
     if a.model is None:
-        a.model = "runs/sft/final" if os.path.isdir("runs/sft/final") else os.path.join(a.out, "tiny-base")
+        a.model = os.path.join(a.out, "tiny-base")
         if master and not os.path.isdir(a.model):
             vlm.make_tiny(a.model, seed=a.seed)
         if world > 1:  # on every rank: one that found the folder already built still waits here
@@ -283,7 +367,6 @@ def main(argv=None):
     lr = a.lr if a.lr is not None else vlm.default_lr(model, big=1e-6, small=1e-3)
     opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
-    prompts = load_prompts(a, master)
     prompts = check_lengths(a, proc, prompts, master)
     schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
     start = 0

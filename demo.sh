@@ -14,5 +14,5 @@ python synth.py --tasks "$TASKS" --split train --count 2      # data/train: disj
 python elicit.py                                              # data/traces.jsonl (rule-based SERG)
 python sft.py --max-steps 10 --max-len 2048 --drop-long       # runs/sft/final (tiny model from scratch)
 python ahpo.py --steps 3 --max-new-tokens 48 --drop-long      # runs/ahpo/final, from runs/sft/final
-python evaluate.py --max-new-tokens 32 --batch-size 16        # runs/eval/table.md, report.html
-echo "to look at: runs/eval/report.html (every instance), runs/sft/curves.png, runs/ahpo/curves.png" >&2
+python evaluate.py --max-new-tokens 32 --batch-size 16        # runs/eval/ahpo-final/table.md, report.html
+echo "to look at: runs/eval/ahpo-final/report.html (every instance), runs/sft/curves.png, runs/ahpo/curves.png" >&2

@@ -38,7 +38,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import tasks
-from tasks import extract_answer, read_records, record_images, state_of
+from tasks import extract_answer, read_records, record_images, runs, state_of
 from tasks.base import ANCHOR_KINDS
 from tasks.progress import Progress
 
@@ -64,32 +64,43 @@ Write the reasoning inside <think> ... </think>, then give the final answer once
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--records", default="data/train/records.jsonl", help="training pool")
-    p.add_argument("--out", default="data/traces.jsonl", help="traces file (report and rejects beside it)")
-    p.add_argument("--rewriter", choices=("none", "model", "endpoint"), default="none")
-    p.add_argument("--text-only", action="store_true", help="use the text questions in `messages`")
-    p.add_argument("--attempts", type=int, default=None,
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    g = p.add_argument_group("data")
+    g.add_argument("--records", default="data/train/records.jsonl", help="training pool")
+    g.add_argument("--text-only", action="store_true", help="use the text questions in `messages`")
+    g.add_argument("--limit", type=runs.nonneg_int, default=0, help="only the first N records (0: all)")
+    g = p.add_argument_group("method")
+    g.add_argument("--rewriter", choices=("none", "model", "endpoint"), default="none",
+                   help="none: the skeleton as text; model: a local model; endpoint: an OpenAI-compatible server")
+    g.add_argument("--temperature", type=runs.nonneg_float, default=0.7, help="rewriter sampling temperature")
+    g.add_argument("--max-trace-tokens", type=runs.positive_int, default=16384,
+                   help="tokens (words and marks); longer traces are rejected")
+    g = p.add_argument_group("budget")
+    g.add_argument("--attempts", type=runs.positive_int, default=None,
                    help="rewrites tried per instance until one verifies (default 1 for none, 4 otherwise)")
-    p.add_argument("--max-trace-tokens", type=int, default=16384, help="longer traces are rejected")
-    p.add_argument("--limit", type=int, default=0, help="only the first N records")
-    p.add_argument("--temperature", type=float, default=0.7, help="rewriter sampling temperature")
-    p.add_argument("--max-new-tokens", type=int, default=8192, help="rewriter budget")
-    # local model
-    p.add_argument("--model", default=None, help="[model] checkpoint folder of the rewriter")
-    p.add_argument("--batch-size", type=int, default=8, help="[model] prompts per batch")
-    p.add_argument("--device", default=None)
-    # endpoint
-    p.add_argument("--url", default=None, help="[endpoint] base URL, e.g. http://host:8000/v1")
-    p.add_argument("--endpoint-model", default="default", help="[endpoint] model name to ask for")
-    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""), help="[endpoint]")
-    p.add_argument("--concurrency", type=int, default=16, help="[endpoint] requests in flight")
-    p.add_argument("--timeout", type=float, default=600.0, help="[endpoint] seconds per request")
-    p.add_argument("--retries", type=int, default=4, help="[endpoint] retries per request")
-    p.add_argument("--backoff", type=float, default=2.0, help="[endpoint] first retry delay, doubled each time")
-    p.add_argument("--cache", default=None, help="[endpoint] reply cache (default: <out>.cache.jsonl)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    g.add_argument("--max-new-tokens", type=runs.positive_int, default=8192, help="tokens, rewriter budget")
+    g = p.add_argument_group("model", "the local rewriter (--rewriter model)")
+    g.add_argument("--model", default=None, help="checkpoint folder of the rewriter")
+    g.add_argument("--batch-size", type=runs.positive_int, default=8, help="prompts per batch")
+    g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    g = p.add_argument_group("distributed", "the endpoint rewriter (--rewriter endpoint)")
+    g.add_argument("--url", default=None, help="base URL, e.g. http://host:8000/v1")
+    g.add_argument("--endpoint-model", default="default", help="model name to ask for")
+    g.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""),
+                   help="bearer token (default: $OPENAI_API_KEY; never written to disk)")
+    g.add_argument("--concurrency", type=runs.positive_int, default=16, help="requests in flight")
+    g.add_argument("--timeout", type=runs.positive_float, default=600.0, help="seconds per request")
+    g.add_argument("--retries", type=runs.nonneg_int, default=4, help="retries per request")
+    g.add_argument("--backoff", type=runs.nonneg_float, default=2.0,
+                   help="seconds, first retry delay, doubled each time")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="data/traces.jsonl",
+                   help="traces file (report, rejects and <name>.run.json beside it)")
+    g.add_argument("--cache", default=None, help="endpoint reply cache (default: <out>.cache.jsonl)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh: remove the traces, rejects and report of an earlier run "
+                        "(the reply cache is kept: it is keyed by the request)")
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
     if a.attempts is None:
         a.attempts = 1 if a.rewriter == "none" else 4
@@ -151,6 +162,24 @@ def normalise_reply(content: str, reasoning: str | None = None) -> str:
 
 
 # ---- rewriters ------------------------------------------------------------------------------
+def preflight(a):
+    """One request before the pool: an endpoint that does not answer fails the run in
+    seconds, with one line, instead of after every record's retries."""
+    url = a.url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {a.api_key}"} if a.api_key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=min(a.timeout, 10.0)) as r:
+            r.read()
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            sys.exit(f"error: --url {a.url}: the endpoint refused us (HTTP {e.code}); check --api-key")
+        # any other answer (e.g. 404: no /models route) means a server is there
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        sys.exit(f"error: --url {a.url}: the endpoint does not answer ({type(e).__name__}: {reason})")
+
+
 class EndpointRewriter:
     """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...), standard library only."""
 
@@ -306,7 +335,7 @@ def report(a, out_dir):
     n = tot_k + sum(tot_r.values())
     lines.append(f"| **all** | {tot_k} | " + " | ".join(str(tot_r[x]) for x in reasons)
                  + f" | {100 * tot_k / max(n, 1):.1f} | |")
-    path = os.path.join(out_dir, re.sub(r"\.jsonl$", "", os.path.basename(a.out)) + "_report.md")
+    path = report_path(a)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path, tot_k, tot_r
@@ -314,6 +343,22 @@ def report(a, out_dir):
 
 def rejects_path(a):
     return re.sub(r"\.jsonl$", "", a.out) + ".rejects.jsonl"
+
+
+def report_path(a):
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    return os.path.join(out_dir, re.sub(r"\.jsonl$", "", os.path.basename(a.out)) + "_report.md")
+
+
+def run_json_path(a):
+    return re.sub(r"\.jsonl$", "", a.out) + ".run.json"
+
+
+# settings a rerun may change and still add to the same traces file: where and how fast
+# requests go, and how many records are taken. The records file may grow (a larger pool):
+# an id is a pure function of (task, level, seed), and finished ids are skipped.
+MAY_DIFFER = ("limit", "url", "concurrency", "timeout", "retries", "backoff", "cache", "device",
+              "overwrite", "input records", "quiet")
 
 
 def main(argv=None):
@@ -325,8 +370,27 @@ def main(argv=None):
         print(f"warning: skipped record: {e}", file=sys.stderr)
     if a.limit:
         records = records[:a.limit]
+    if not records:
+        sys.exit(f"error: {a.records}: no usable record ({len(errors)} skipped)")
+    if a.rewriter == "model":
+        runs.check_model(a.model)
+    # the traces file continues only an earlier run made the same way (its run.json beside it)
+    run_file = run_json_path(a)
+    settings = runs.settings(a, inputs={"records": a.records}, skip=("out", "api_key"),
+                             model=a.model if a.rewriter == "model" else None)
+    unused = () if a.rewriter != "none" else ("temperature", "max_new_tokens", "model", "batch_size",
+                                              "endpoint_model")
+    runs.check(None, settings, may_differ=MAY_DIFFER + unused, overwrite=a.overwrite, run_file=run_file)
+    if a.rewriter == "endpoint" and (a.overwrite or {r["id"] for r in records}
+                                     - load_done(a.out) - load_done(rejects_path(a))):
+        preflight(a)   # before anything is written: a dead endpoint leaves the folder as it was
+    if a.overwrite:
+        for path in (a.out, rejects_path(a), report_path(a), run_file):
+            if os.path.exists(path):
+                os.remove(path)
     out_dir = os.path.dirname(os.path.abspath(a.out))
     os.makedirs(out_dir, exist_ok=True)
+    runs.write(None, settings, run_file=run_file)
     # images in `messages` are stored relative to the traces file, where sft.py resolves them
     rec_root = os.path.dirname(os.path.abspath(a.records))
     root_rel = os.path.relpath(rec_root, out_dir)
@@ -405,6 +469,9 @@ def main(argv=None):
     print(f"this run: kept {n_kept}, rejected {n_rej}, errors {n_err} in {dt:.1f}s{extra}\n"
           f"all runs: kept {tot_k}, rejected {sum(tot_r.values())} ({dict(tot_r)}); report {path}",
           file=sys.stderr)
+    if n_err and not n_kept and not n_rej:
+        sys.exit(f"error: every rewriter request failed ({n_err}); nothing kept (see the warnings "
+                 f"above); a rerun retries them")
     return {"kept": n_kept, "rejected": n_rej, "errors": n_err,
             "stats": {k: getattr(rewriter, k, 0) for k in ("calls", "retried", "hits")}}
 

@@ -11,15 +11,18 @@ request to box the final answer; the answer is extracted (box tags, <answer>, \\
 task; a group's score is the mean of its tasks; overall is the mean of all tasks. Image and
 text-only modes are reported separately.
 
-Writes to --out (default runs/eval/, or runs/eval-text/ with --text-only):
+Writes to --out (default runs/eval/<model or predictions name>, -text with --text-only):
   predictions.jsonl  one line per record: id, task, level, response, extracted, correct
                      (and answer_only: true for an official record scored by its own answer)
   summary.json       overall (percent), per group, per task, per level, counts, problems
   table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
   report.html        the same, then every instance (image, question, response, verdict) with filters
-A killed model run resumes from predictions.jsonl: finished records are not redone.
+  run.json           the settings: arguments, model fingerprint, input hashes
+A killed model run resumes from its responses.rank*.jsonl: finished records are not redone,
+and only when run.json shows the same model, records and generation settings.
 Records that cannot be used (bad JSON, unknown task, unparsable state, missing image) are
-reported with file, line and field, and left out of the scores; the run goes on.
+reported with file, line and field, and left out of the scores; the run goes on (--strict:
+it stops). A duplicate prediction id is an error; no usable record writes nothing.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import time
 from collections import defaultdict
 
 import tasks
-from tasks import GROUPS, extract_answer, read_records, score
+from tasks import GROUPS, extract_answer, read_records, runs, score
 from tasks.progress import Progress
 from tasks.report import write_report
 
@@ -39,32 +42,72 @@ DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--records", default="data/bench/records.jsonl", help="records to evaluate on")
-    p.add_argument("--predictions", default=None,
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    g = p.add_argument_group("data")
+    g.add_argument("--records", default="data/bench/records.jsonl", help="records to evaluate on")
+    g.add_argument("--predictions", default=None,
                    help="score this JSONL of {id, response} instead of running a model")
-    p.add_argument("--model", default=None, help="checkpoint folder (default: runs/ahpo/final, "
-                   "else runs/sft/final, else a tiny offline model made under --out)")
-    p.add_argument("--out", default=None, help="output folder (default runs/eval or runs/eval-text)")
-    p.add_argument("--text-only", action="store_true", help="ask the text questions (no images)")
-    p.add_argument("--name", default=None, help="row label in table.md (default: model/file name)")
-    p.add_argument("--max-new-tokens", type=int, default=2048,
-                   help="generation budget per response (the paper's thinking models need 8k+)")
-    p.add_argument("--temperature", type=float, default=0.0,
+    g.add_argument("--text-only", action="store_true", help="ask the text questions (no images)")
+    g.add_argument("--limit", type=runs.nonneg_int, default=0,
+                   help="evaluate only the first N usable records (0: all)")
+    g.add_argument("--min-pixels", type=runs.positive_int, default=None,
+                   help="pixels, image processor minimum (default: the model's)")
+    g.add_argument("--max-pixels", type=runs.positive_int, default=None,
+                   help="pixels, image processor maximum (default: the model's)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None, help="checkpoint folder (default: runs/ahpo/final, "
+                   "else runs/sft/final, else a tiny offline model)")
+    g.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    g = p.add_argument_group("method")
+    g.add_argument("--temperature", type=runs.nonneg_float, default=0.0,
                    help="0 = greedy (non-thinking models, as in the paper); 0.6 for thinking models")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N usable records")
-    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: bf16 on GPU)")
-    p.add_argument("--min-pixels", type=int, default=None, help="image processor min_pixels")
-    p.add_argument("--max-pixels", type=int, default=None, help="image processor max_pixels")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    g.add_argument("--top-p", type=runs.positive_float, default=1.0, help="nucleus mass (temperature > 0)")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
+    g = p.add_argument_group("budget")
+    g.add_argument("--max-new-tokens", type=runs.positive_int, default=2048,
+                   help="tokens, generation budget per response (the paper's thinking models need 8k+)")
+    g.add_argument("--batch-size", type=runs.positive_int, default=8, help="prompts per sampler call")
+    g = p.add_argument_group("distributed")
+    g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="output folder (default: runs/eval/<model or predictions "
+                   "file name>, with -text for --text-only)")
+    g.add_argument("--name", default=None, help="row label in table.md (default: model/file name)")
+    g.add_argument("--strict", action="store_true",
+                   help="exit non-zero on any problem (skipped record, bad or unmatched prediction)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh: drop the responses an earlier run left in --out")
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
-    a.out = a.out or ("runs/eval-text" if a.text_only else "runs/eval")
+    if a.predictions is None and a.model is None:
+        a.model = next((m for m in DEFAULT_MODELS if os.path.isdir(m)), None)
+    a.out = a.out or default_out(a)
     return a
+
+
+def run_name(path):
+    """A folder name for a model or predictions file: runs/ahpo/final -> ahpo-final,
+    /ckpt/Qwen2.5-VL-7B-Instruct -> Qwen2.5-VL-7B-Instruct, answers.jsonl -> answers."""
+    parts = [x for x in os.path.normpath(os.path.abspath(path)).split(os.sep) if x]
+    if parts and parts[-1].endswith(".jsonl"):
+        parts[-1] = parts[-1][:-len(".jsonl")]
+    keep = parts[-2:] if len(parts) > 1 and (parts[-1] == "final" or parts[-1].startswith("step-")) \
+        else parts[-1:]
+    return "-".join(keep) or "model"
+
+
+def default_out(a):
+    """runs/eval/<name>: each model (or predictions file) gets its own folder, so evaluating
+    SFT and then AHPO never mixes their responses."""
+    src = a.predictions or a.model
+    name = run_name(src) if src else "tiny"
+    return os.path.join("runs", "eval", name + ("-text" if a.text_only else ""))
+
+
+# settings a rerun may change and still reuse the responses already made: they do not change
+# a response (with greedy decoding the batch only groups prompts; sampling seeds follow it).
+MAY_DIFFER = ("limit", "name", "strict", "overwrite", "device", "predictions", "quiet")
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -85,9 +128,12 @@ def load_records(path, need_images):
     return unique, [str(e) for e in errors]
 
 
-def read_responses(path):
-    """{id: response} from a JSONL; bad lines are reported with file, line and field."""
-    out, problems = {}, []
+def read_responses(path, unique=True):
+    """{id: response} from a JSONL; bad lines are reported with file, line and field. With
+    `unique`, an id given twice is an error naming both lines (which one is meant is unknown)."""
+    if not os.path.isfile(path):
+        sys.exit(f"error: predictions file {path} not found")
+    out, line_of, problems = {}, {}, []
     for i, obj, bad in tasks.records.jsonl_rows(path):
         if bad:
             problems.append(f"{path}:{i}: field '-': {bad}")
@@ -95,12 +141,16 @@ def read_responses(path):
         if not isinstance(obj, dict) or "id" not in obj:
             problems.append(f"{path}:{i}: field 'id': missing")
             continue
+        rid = str(obj["id"])
+        if unique and rid in line_of:
+            sys.exit(f"error: {path}:{i}: field 'id': duplicate id {rid!r}, also on line {line_of[rid]}")
+        line_of[rid] = i
         resp = obj.get("response")
         if not isinstance(resp, str):
             problems.append(f"{path}:{i}: field 'response': expected a string, got "
                             f"{type(resp).__name__}; scored as an empty response")
             resp = ""
-        out[str(obj["id"])] = resp
+        out[rid] = resp
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     return out, problems
@@ -182,7 +232,7 @@ def read_rank_files(out):
     responses, problems = {}, []
     for fn in sorted(os.listdir(out)) if os.path.isdir(out) else ():
         if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
-            got, more = read_responses(os.path.join(out, fn))
+            got, more = read_responses(os.path.join(out, fn), unique=False)
             responses.update(got)
             problems += more
     return responses, problems
@@ -242,7 +292,10 @@ def generate(a, records, root, rank, world, device):
 def main(argv=None):
     a = parse_args(argv)
     mode = "text" if a.text_only else "image"
+    # ---- data first: records, then predictions; nothing is written before both are checked ----
     records, problems = load_records(a.records, need_images=not a.text_only and not a.predictions)
+    if not records:
+        sys.exit(f"error: {a.records}: no usable record ({len(problems)} skipped); nothing written")
     if a.limit:
         records = records[:a.limit]
     root = os.path.dirname(os.path.abspath(a.records))
@@ -251,26 +304,54 @@ def main(argv=None):
         problems += more
         name = a.name or os.path.basename(a.predictions)
         known = {r["id"] for r in records}
-        for rid in sorted(set(responses) - known):
+        unknown = sorted(set(responses) - known)
+        for rid in unknown:
             problems.append(f"{a.predictions}: id {rid!r} is not in {a.records}; ignored")
         missing = [r["id"] for r in records if r["id"] not in responses]
         if missing:
             problems.append(f"{len(missing)} records have no response and score 0 "
                             f"(first: {missing[0]})")
+        if unknown or missing:
+            print(f"warning: {a.predictions}: {len(unknown)} predictions match no record; "
+                  f"{len(missing)} records have no prediction (they score 0)", file=sys.stderr)
+        if problems and a.strict:
+            sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing written")
+        runs.write(a.out, runs.settings(a, inputs={"records": a.records, "predictions": a.predictions}))
     else:
+        if problems and a.strict:
+            sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing generated")
+        if a.model is not None:
+            runs.check_model(a.model)
+        # the responses in --out are reused only if the same model made them the same way
+        settings = runs.settings(a, inputs={"records": a.records},
+                                 model=a.model if a.model is not None else "tiny offline model, seed 0")
+        may = MAY_DIFFER + (("batch_size",) if a.temperature == 0 else ())
+        old = runs.check(a.out, settings, may_differ=may, overwrite=a.overwrite)
+        if old is None and not a.overwrite and read_rank_files(a.out)[0]:
+            sys.exit(f"error: {a.out} holds responses of an unrecorded run (no run.json); pass "
+                     f"--overwrite to start afresh, or choose another --out")
         import vlm
         rank, world, device = vlm.dist_init(a.device)  # each rank on its own GPU
-        os.makedirs(a.out, exist_ok=True)
+        if world > 1:
+            import torch.distributed as dist
+            dist.barrier()   # every rank has checked the old run.json before rank 0 writes
+        if rank == 0:
+            if a.overwrite:
+                runs.clear(a.out, ("responses.rank*.jsonl", runs.RUN_FILE))
+            runs.write(a.out, settings)
+        if world > 1:
+            dist.barrier()   # and no rank reads responses while rank 0 clears them
         model_path = generate(a, records, root, rank, world, device)
         name = a.name or model_path
         if world > 1:
-            import torch.distributed as dist
             dist.barrier()  # every rank's file is complete before rank 0 reads them
         vlm.dist_close()
         if rank != 0:
             return None
         responses, more = read_rank_files(a.out)
         problems += more
+        if more and a.strict:
+            sys.exit(f"error: --strict: {len(more)} unreadable responses (first: {more[0]})")
     rows = [judge(r, responses.get(r["id"], "")) for r in records]
     s = write_outputs(a.out, rows, mode, name, problems)
     write_report(a.out, rows, s, records, root, name)   # report.html beside table.md

@@ -16,8 +16,10 @@ tower on a text-only batch) simply contribute zeros.
 
 Writes to --out (default runs/sft/): metrics.jsonl (one line a step, same keys each step),
 step-N/ (a from_pretrained folder + trainer_state.pt, the last --keep), final/.
-`--resume` (on by default) continues from the newest step-N exactly: model, optimizer,
-schedule, RNG and the data position are restored, so steps k+1.. equal an uninterrupted run.
+A rerun into --out continues from the newest step-N exactly (model, optimizer, schedule, RNG
+and the data position are restored, so steps k+1.. equal an uninterrupted run), but only if
+out/run.json shows the same result-changing settings; otherwise it names them and stops.
+`--overwrite` starts afresh.
 """
 from __future__ import annotations
 
@@ -32,42 +34,62 @@ import time
 import torch
 
 import vlm
+from tasks import runs
 from tasks.plot import training_curves
 from tasks.progress import Progress
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="checkpoint folder (default: a tiny offline model)")
-    p.add_argument("--data", default="data/traces.jsonl", help="traces from elicit.py")
-    p.add_argument("--out", default="runs/sft", help="output folder")
-    p.add_argument("--epochs", type=float, default=3.0, help="passes over the data")
-    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: by epochs)")
-    p.add_argument("--batch-size", type=int, default=8, help="sequences per optimizer step, all ranks")
-    p.add_argument("--micro-batch-size", type=int, default=4, help="sequences per forward pass")
-    p.add_argument("--max-len", type=int, default=8192,
-                   help="prompt + completion tokens; a longer trace is refused (never cut), see --drop-long")
-    p.add_argument("--drop-long", action="store_true", help="drop traces longer than --max-len (counted per task)")
-    p.add_argument("--lr", type=float, default=None,
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="data/traces.jsonl", help="traces from elicit.py (JSONL)")
+    g.add_argument("--text-only", action="store_true", help="drop images from the prompts")
+    g.add_argument("--max-len", type=runs.positive_int, default=8192,
+                   help="tokens, prompt + completion; a longer trace is refused (never cut), see --drop-long")
+    g.add_argument("--drop-long", action="store_true", help="drop traces longer than --max-len (counted per task)")
+    g.add_argument("--min-pixels", type=runs.positive_int, default=None,
+                   help="pixels, image processor minimum (default: the model's)")
+    g.add_argument("--max-pixels", type=runs.positive_int, default=None,
+                   help="pixels, image processor maximum (default: the model's)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None, help="checkpoint folder (default: a tiny offline model)")
+    g.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    g.add_argument("--freeze-vision", action="store_true", help="train the language model only")
+    g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+    g = p.add_argument_group("method")
+    g.add_argument("--lr", type=runs.positive_float, default=None,
                    help="peak learning rate (default 1e-5; 1e-3 for the tiny offline model)")
-    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 3%% of the run)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
-    p.add_argument("--text-only", action="store_true", help="drop images from the prompts")
-    p.add_argument("--freeze-vision", action="store_true", help="train the language model only")
-    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
-    p.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
-    p.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps")
-    p.add_argument("--keep", type=int, default=2, help="step-N folders kept")
-    p.add_argument("--no-resume", action="store_true", help="start over even if step-N exists")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default bf16 on GPU)")
-    p.add_argument("--min-pixels", type=int, default=None)
-    p.add_argument("--max-pixels", type=int, default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    g.add_argument("--warmup", type=runs.nonneg_int, default=None, help="warmup steps (default 3%% of the run)")
+    g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--clip", type=runs.positive_float, default=1.0, help="gradient norm clip (L2)")
+    g.add_argument("--seed", type=int, default=0, help="data order and initial model seed")
+    g = p.add_argument_group("budget")
+    g.add_argument("--epochs", type=runs.positive_float, default=3.0, help="passes over the data")
+    g.add_argument("--max-steps", type=runs.nonneg_int, default=0,
+                   help="optimizer steps at most (0: as many as --epochs give)")
+    g.add_argument("--batch-size", type=runs.positive_int, default=8,
+                   help="sequences per optimizer step, all ranks")
+    g.add_argument("--micro-batch-size", type=runs.positive_int, default=4,
+                   help="sequences per forward pass (does not change the gradient)")
+    g = p.add_argument_group("distributed")
+    g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
+    g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="runs/sft", help="output folder")
+    g.add_argument("--save-every", type=runs.positive_int, default=50, help="checkpoint every N steps")
+    g.add_argument("--keep", type=runs.nonneg_int, default=2, help="step-N folders kept (0: all)")
+    g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
+                   help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p.parse_args(argv)
+
+
+# settings a rerun may change and still continue the same run: they leave the maths unchanged.
+# The step budget is not among them: the cosine schedule spans it, so a longer run differs.
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
+              "quiet")
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
 
 
 def schedule(examples, lengths, batch_size, epochs, seed):
@@ -103,9 +125,35 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     random.seed(a.seed)
 
+    # ---- data first: a bad file is reported before a model is built ----------------------------
+    if not os.path.exists(a.data):
+        raise SystemExit(f"error: {a.data} not found (make it with: python elicit.py)")
+    examples, problems = vlm.read_traces(a.data)
+    for pr in problems if master else ():
+        print(f"warning: skipped trace: {pr}", file=sys.stderr)
+    if not examples:
+        raise SystemExit(f"error: no usable traces in {a.data}")
+    if len(examples) < a.batch_size:
+        raise SystemExit(f"error: {a.data}: {len(examples)} usable traces < --batch-size {a.batch_size}")
+    if a.model is not None:
+        runs.check_model(a.model)
+
+    # ---- the run folder: continue only a run made with the same settings -----------------------
+    tiny = a.model is None
+    start_model = a.model if not tiny else f"tiny offline model, seed {a.seed}"
+    settings = runs.settings(a, inputs={"data": a.data}, model=start_model)
+    runs.check(a.out, settings, may_differ=MAY_DIFFER, overwrite=a.no_resume)
+    if world > 1:
+        torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
+    if master:
+        if a.no_resume:
+            runs.clear(a.out, RUN_OUTPUTS)
+        runs.write(a.out, settings)
+    if world > 1:
+        torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
+
     # ---- model: resume > --model > tiny offline model -----------------------------------------
     resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
-    tiny = a.model is None
     if tiny:
         a.model = os.path.join(a.out, "tiny-base")
         if master and not os.path.isdir(a.model):
@@ -118,14 +166,6 @@ def main(argv=None):
     model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
     params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
 
-    # ---- data ---------------------------------------------------------------------------------
-    if not os.path.exists(a.data):
-        raise SystemExit(f"error: {a.data} not found (make it with: python elicit.py)")
-    examples, problems = vlm.read_traces(a.data)
-    for pr in problems if master else ():
-        print(f"warning: skipped trace: {pr}", file=sys.stderr)
-    if not examples:
-        raise SystemExit(f"error: no usable traces in {a.data}")
     drop = a.text_only or proc.kind != "qwen2_5_vl"
     if proc.kind != "qwen2_5_vl" and not a.text_only and master:
         print("note: text-only model: images are dropped from the prompts (use elicit.py "

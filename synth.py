@@ -23,7 +23,7 @@ import sys
 import time
 
 import tasks
-from tasks import LEVELS, TASKS, make_record, read_records, state_of
+from tasks import LEVELS, TASKS, make_record, read_records, runs, state_of
 from tasks.progress import Progress
 
 SPLITS = {"bench": 0, "train": 1_000_000}   # first seed of each split
@@ -31,26 +31,28 @@ BENCH_COUNT = 6                              # per task and level, as in the pap
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--split", choices=sorted(SPLITS), default="bench",
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    g = p.add_argument_group("data")
+    g.add_argument("--split", choices=sorted(SPLITS), default="bench",
                    help="bench (the 1,260-instance benchmark) or train (a pool disjoint from it)")
-    p.add_argument("--out", default=None, help="output folder (default data/<split>)")
-    p.add_argument("--tasks", default="all", help="comma-separated task names (ours or official)")
-    p.add_argument("--levels", default="1,2,3,4,5", help="comma-separated levels")
-    p.add_argument("--count", type=int, default=BENCH_COUNT, help="instances per task and level")
-    p.add_argument("--seed", type=int, default=None, help="first seed (default: the split's)")
-    p.add_argument("--exclude", default="data/bench/records.jsonl",
+    g.add_argument("--tasks", default="all", help="comma-separated task names (ours or official)")
+    g.add_argument("--levels", type=runs.int_list, default="1,2,3,4,5", help="comma-separated levels")
+    g.add_argument("--seed", type=runs.nonneg_int, default=None, help="first seed (default: the split's)")
+    g.add_argument("--exclude", default="data/bench/records.jsonl",
                    help="records whose states the train split must avoid (if the file exists)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
-    p.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
-    p.add_argument("--gallery", default=None, metavar="FILE.png",
+    g = p.add_argument_group("budget")
+    g.add_argument("--count", type=runs.positive_int, default=BENCH_COUNT, help="instances per task and level")
+    g = p.add_argument_group("distributed")
+    g.add_argument("--workers", type=runs.positive_int, default=os.cpu_count() or 1, help="processes")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="output folder (default data/<split>)")
+    g.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
+    g.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
     a.out = a.out or os.path.join("data", a.split)
     a.seed = SPLITS[a.split] if a.seed is None else a.seed
-    a.levels = [int(x) for x in a.levels.split(",")]
     bad = [lv for lv in a.levels if lv not in LEVELS]
     if bad:
         p.error(f"--levels: {bad} not in {list(LEVELS)}")

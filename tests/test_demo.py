@@ -16,8 +16,8 @@ def test_demo_script_runs_the_five_stages(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for path in ("data/bench/records.jsonl", "data/train/records.jsonl", "data/traces.jsonl",
                  "runs/sft/final/model.safetensors", "runs/ahpo/final/model.safetensors",
-                 "runs/eval/predictions.jsonl", "runs/eval/summary.json", "runs/eval/report.html",
-                 "runs/sft/curves.png", "runs/ahpo/curves.png"):
+                 "runs/eval/ahpo-final/predictions.jsonl", "runs/eval/ahpo-final/summary.json",
+                 "runs/eval/ahpo-final/report.html", "runs/sft/curves.png", "runs/ahpo/curves.png"):
         assert (tmp_path / path).exists(), path
     assert "| runs/ahpo/final |" in proc.stdout          # the evaluation table ends the run
-    assert len((tmp_path / "runs/eval/predictions.jsonl").read_text().splitlines()) == 2 * 5 * 6
+    assert len((tmp_path / "runs/eval/ahpo-final/predictions.jsonl").read_text().splitlines()) == 2 * 5 * 6

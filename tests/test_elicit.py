@@ -130,14 +130,47 @@ def test_endpoint_mode_keeps_only_verified_retries_and_caches(pool):
     srv.httpd.shutdown()
 
 
-def test_endpoint_down_is_an_error_not_a_crash(pool, tmp_path):
+def test_endpoint_down_fails_fast_with_one_line_and_writes_nothing(pool, tmp_path):
     out = tmp_path / "traces.jsonl"
-    res = elicit.main(["--records", str(pool / "train/records.jsonl"), "--out", str(out),
-                       "--rewriter", "endpoint", "--url", "http://127.0.0.1:9/v1", "--retries", "1",
-                       "--backoff", "0.01", "--limit", "3", "--timeout", "0.5"])
-    assert res == {"kept": 0, "rejected": 0, "errors": 3, "stats": res["stats"]}
-    # nothing recorded as done: a rerun retries all three
-    assert not out.exists() or out.read_text() == ""
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as e:
+        elicit.main(["--records", str(pool / "train/records.jsonl"), "--out", str(out),
+                     "--rewriter", "endpoint", "--url", "http://127.0.0.1:9/v1", "--retries", "3",
+                     "--backoff", "1", "--limit", "3", "--timeout", "0.5"])
+    # one preflight request, not 3 records x 4 tries with back-off (that would take > 7 s)
+    assert time.perf_counter() - t0 < 5
+    assert "http://127.0.0.1:9/v1" in str(e.value) and "does not answer" in str(e.value)
+    assert list(tmp_path.iterdir()) == []   # nothing recorded: a rerun starts clean
+
+
+def test_every_request_failing_is_a_nonzero_exit(pool, tmp_path):
+    class H(BaseHTTPRequestHandler):      # answers the preflight, refuses every rewrite
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(503)
+            self.end_headers()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    out = tmp_path / "traces.jsonl"
+    try:
+        with pytest.raises(SystemExit) as e:
+            elicit.main(["--records", str(pool / "train/records.jsonl"), "--out", str(out),
+                         "--rewriter", "endpoint", "--url", f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                         "--retries", "0", "--limit", "3", "--attempts", "1"])
+    finally:
+        httpd.shutdown()
+    assert "every rewriter request failed (3)" in str(e.value)
+    assert not out.exists() or out.read_text() == ""   # nothing recorded as done: a rerun retries
 
 
 def test_local_model_mode_runs_and_counts_its_rejects(pool, tmp_path):

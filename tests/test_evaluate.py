@@ -146,6 +146,7 @@ def test_resume_does_not_redo_finished_records(small, monkeypatch):
     out.mkdir()
     part = (small / "r-full/responses.rank0.jsonl").read_text().splitlines()
     (out / "responses.rank0.jsonl").write_text("\n".join(part[:5]) + "\n")  # a run killed after 5
+    (out / "run.json").write_bytes((small / "r-full/run.json").read_bytes())  # written at its start
     rows_sampled = []
     real = vlm.sample
 

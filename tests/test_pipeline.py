@@ -37,7 +37,7 @@ def test_five_stages_on_default_paths(tmp_path, monkeypatch):
     state = torch.load("runs/ahpo/step-2/trainer_state.pt", weights_only=False)
     assert state["args"]["model"] == "runs/sft/final"
     assert s["name"].endswith("runs/ahpo/final") and s["n"] == 8 and s["n_tasks"] == 4
-    table = (tmp_path / "runs/eval/table.md").read_text()
+    table = (tmp_path / "runs/eval/ahpo-final/table.md").read_text()
     assert "| Algorithms Txt | Algorithms Img |" in table and "Overall" in table
     # what a person looks at: curves of both training runs, the report in model mode
     for stage in ("sft", "ahpo"):
