@@ -28,7 +28,7 @@ Simplifications, on purpose:
   - on-policy log-probs use the sampling temperature (as the sampler did); the expert terms
     (NLL, LUFFY shaping) use temperature 1, the model's own likelihood;
   - prompts without an expert trace (exploration-only data) have xi = 0;
-  - gradients are summed across ranks by hand (vlm.all_reduce_grads), no DDP wrapper.
+  - gradients are summed across ranks by hand (training.all_reduce_grads), no DDP wrapper.
 Paper settings: N = 5, R_hat = 2, 128 prompts a step, no KL. The learning rate, lengths,
 temperature and clip values are not published; ours are defaults, not the paper's.
 """
@@ -45,10 +45,10 @@ import time
 import torch
 
 import tasks
-import vlm
 from tasks import runs
 from tasks.plot import training_curves
 from tasks.progress import Progress
+from vlm import modelio, sampler, tiny, training
 
 MODES = ("ahpo", "grpo", "static", "luffy", "sft")
 
@@ -207,7 +207,7 @@ def load_prompts(a, master):
                                                     if a.mode == "ahpo" else "")
         if not os.path.isfile(a.traces):
             raise SystemExit(f"error: --traces {a.traces}: not found ({hint})")
-        examples, problems = vlm.read_traces(a.traces)
+        examples, problems = tasks.read_traces(a.traces)
         for pr in problems if master else ():
             print(f"warning: skipped trace: {pr}", file=sys.stderr)
         if not examples:
@@ -240,7 +240,7 @@ def check_lengths(a, proc, prompts, master=True):
     and prompt + expert trace (its answer is at its end), must fit --max-len. With --drop-long
     the traces that do not fit are dropped (their prompts stay, without the expert term).
     Returns the prompts."""
-    P = vlm.row_lengths(proc, [p["messages"] for p in prompts], drop_images=a.text_only)
+    P = modelio.row_lengths(proc, [p["messages"] for p in prompts], drop_images=a.text_only)
     k = max(range(len(P)), key=P.__getitem__)
     if a.mode != "sft" and P[k] + a.max_new_tokens > a.max_len:
         raise SystemExit(f"error: {a.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
@@ -248,8 +248,8 @@ def check_lengths(a, proc, prompts, master=True):
                          f"{a.max_len}: rollouts would be cut; raise --max-len to {P[k] + a.max_new_tokens}")
     ex = [(p, n) for p, n in zip(prompts, P) if p["expert"]]
     if a.mode != "grpo" and ex:
-        rows = vlm.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], a.text_only)
-        long, longest = vlm.long_rows_by_task([p["record"] for p, _ in ex], rows, a.max_len)
+        rows = modelio.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], a.text_only)
+        long, longest = modelio.long_rows_by_task([p["record"] for p, _ in ex], rows, a.max_len)
         if long:
             what = (f"{sum(long.values())} expert traces are longer than --max-len {a.max_len} (longest "
                     f"{longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
@@ -293,9 +293,9 @@ def rollouts(a, model, proc, prompts, idx, step, rank, world):
     rows = []
     model.eval()
     for k, c in mine:
-        batch = vlm.prompt_batch(proc, [prompts[i]["messages"] for i in c], drop_images=a.text_only)
-        out = vlm.sample(model, proc, batch, n=a.n, max_new_tokens=a.max_new_tokens,
-                         temperature=a.temperature, top_p=a.top_p, seed=chunk_seed(a.seed, step, k))
+        batch = modelio.prompt_batch(proc, [prompts[i]["messages"] for i in c], drop_images=a.text_only)
+        out = sampler.sample(model, proc, batch, n=a.n, max_new_tokens=a.max_new_tokens,
+                             temperature=a.temperature, top_p=a.top_p, seed=chunk_seed(a.seed, step, k))
         for r, (ids, text) in enumerate(zip(out.ids, out.texts)):
             rows.append((c[r // a.n], ids, text))
     model.train()
@@ -307,15 +307,15 @@ def micro_batches(proc, items, size, max_len, drop_images):
     out = []
     for k in range(0, len(items), size):
         part = items[k:k + size]
-        tb = vlm.train_batch(proc, [m for m, _, _ in part], [c for _, c, _ in part],
-                             drop_images=drop_images, max_len=max_len)
+        tb = modelio.train_batch(proc, [m for m, _, _ in part], [c for _, c, _ in part],
+                                 drop_images=drop_images, max_len=max_len)
         out.append((tb, [e for _, _, e in part]))
     return out
 
 
 def main(argv=None):
     a = parse_args(argv)
-    rank, world, device = vlm.dist_init(a.device)
+    rank, world, device = training.dist_init(a.device)
     master = rank == 0
     if a.prompts_per_step % world:
         raise SystemExit(f"error: --prompts-per-step {a.prompts_per_step} is not divisible by {world} ranks")
@@ -347,35 +347,35 @@ def main(argv=None):
     if world > 1:
         torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
 
-    resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
+    resume = None if a.no_resume else training.latest_checkpoint(a.out)
     if a.model is None:
         a.model = os.path.join(a.out, "tiny-base")
         if master and not os.path.isdir(a.model):
-            vlm.make_tiny(a.model, seed=a.seed)
+            tiny.make_tiny(a.model, seed=a.seed)
         if world > 1:  # on every rank: one that found the folder already built still waits here
             torch.distributed.barrier()
     dtype = getattr(torch, a.dtype) if a.dtype else None
     pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
-    model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
+    model, proc = modelio.load(resume or a.model, device=device, dtype=dtype, **pix)
     drop = a.text_only or proc.kind != "qwen2_5_vl"
     a.text_only = drop
     ref = None
     if a.kl_coef > 0:  # the reference is the starting model, frozen
-        ref, _ = vlm.load(a.model, device=device, dtype=dtype, **pix)
+        ref, _ = modelio.load(a.model, device=device, dtype=dtype, **pix)
         ref.requires_grad_(False)
-    params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
-    lr = a.lr if a.lr is not None else vlm.default_lr(model, big=1e-6, small=1e-3)
-    opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
+    params = training.trainable(model, a.freeze_vision, a.grad_checkpointing)
+    lr = a.lr if a.lr is not None else training.default_lr(model, big=1e-6, small=1e-3)
+    opt = training.make_optimizer(params, lr, a.weight_decay, a.zero, world)
 
     prompts = check_lengths(a, proc, prompts, master)
     schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
     start = 0
     if resume:
-        start = vlm.resume(resume, opt, rank, world)["step"]
+        start = training.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)
-    metrics = vlm.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
+    metrics = training.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     n = 0 if a.mode == "sft" else a.n
@@ -385,7 +385,7 @@ def main(argv=None):
     for step in range(start, a.steps):
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = lr_now = vlm.lr_at(step, a.steps, lr, a.warmup) if a.warmup else lr
+            g["lr"] = lr_now = training.lr_at(step, a.steps, lr, a.warmup) if a.warmup else lr
         idx = schedule[step]
         per_rank = len(idx) // world
         my_idx = idx[rank * per_rank:(rank + 1) * per_rank]
@@ -424,18 +424,18 @@ def main(argv=None):
         off_mb = micro_batches(proc, off_items, a.micro_batch_size, a.max_len, drop)
         # 5. token counts of the WHOLE global batch, before any backward pass
         count = lambda mbs: float(sum(int(tb["completion_mask"].sum()) for tb, _ in mbs))  # noqa: E731
-        T_on = vlm.all_reduce_sum(count(on_mb) + count(lf_mb), world)
-        T_off = vlm.all_reduce_sum(count(off_mb), world)
+        T_on = training.all_reduce_sum(count(on_mb) + count(lf_mb), world)
+        T_off = training.all_reduce_sum(count(off_mb), world)
         # old log-probs: only needed when the batch is optimised more than once
         old = []
         if a.epochs > 1:
             with torch.no_grad(), autocast:
                 for tb, _ in on_mb:
-                    old.append(vlm.logprobs(model, tb, temperature=a.temperature)[0].detach())
+                    old.append(modelio.logprobs(model, tb, temperature=a.temperature)[0].detach())
         refs = []
         if ref is not None:
             with torch.no_grad(), autocast:
-                refs = [vlm.logprobs(ref, tb, temperature=a.temperature)[0] for tb, _ in on_mb]
+                refs = [modelio.logprobs(ref, tb, temperature=a.temperature)[0] for tb, _ in on_mb]
 
         # 6. the loss, L = xi * L_off + L_on, and one optimizer step per epoch
         stats = dict(on=0.0, off=0.0, clip=0.0, ent=0.0, kl=0.0)
@@ -443,7 +443,7 @@ def main(argv=None):
             for k, (tb, advs) in enumerate(on_mb):
                 mask = tb["completion_mask"].to(device).float()
                 with autocast:
-                    logp, ent = vlm.logprobs(model, tb, temperature=a.temperature)
+                    logp, ent = modelio.logprobs(model, tb, temperature=a.temperature)
                 old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
                 adv = torch.tensor(advs, device=device)
                 surr, clipped = on_policy_terms(logp, old_logp, adv, mask, a.eps_lo, a.eps_hi)
@@ -460,25 +460,25 @@ def main(argv=None):
             for tb, advs in lf_mb:
                 mask = tb["completion_mask"].to(device).float()
                 with autocast:
-                    logp, _ = vlm.logprobs(model, tb, temperature=1.0)
+                    logp, _ = modelio.logprobs(model, tb, temperature=1.0)
                 loss = -luffy_terms(logp, torch.tensor(advs, device=device), mask, a.gamma) / max(T_on, 1.0)
                 loss.backward()
                 stats["on"] += loss.item() if epoch == 0 else 0.0
             for tb, _ in off_mb:
                 mask = tb["completion_mask"].to(device).float()
                 with autocast:
-                    logp, _ = vlm.logprobs(model, tb, temperature=1.0)
+                    logp, _ = modelio.logprobs(model, tb, temperature=1.0)
                 loss = -(logp * mask).sum() / max(T_off, 1.0)   # xi = 1 for every prompt here
                 loss.backward()
                 stats["off"] += loss.item() if epoch == 0 else 0.0
-            vlm.all_reduce_grads(params, world)
+            training.all_reduce_grads(params, world)
             gnorm = torch.nn.utils.clip_grad_norm_(params, a.clip).item()
             opt.step()
             opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
 
         # 7. log: the same keys every step
-        tot = lambda x: vlm.all_reduce_sum(float(x), world)  # noqa: E731
+        tot = lambda x: training.all_reduce_sum(float(x), world)  # noqa: E731
         n_roll = tot(len(rows))
         roll_tokens = tot(sum(len(ids) for _, ids, _ in rows))
         row = {"step": step + 1, "mode": a.mode, "lr": lr_now,
@@ -505,15 +505,15 @@ def main(argv=None):
                     f"| {n_tokens / (time.perf_counter() - t_start):.0f} tok/s sampled+trained, running")
         done = step + 1
         if done % a.save_every == 0 or done == a.steps:
-            vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
+            training.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
             if master:   # reward, xi, entropy, length, L_on / L_off, grad norm, lr: runs/ahpo/curves.png
                 training_curves(os.path.join(a.out, "metrics.jsonl"))
     if master:
         model.eval()
-        vlm.save(model, proc, os.path.join(a.out, "final"))
+        modelio.save(model, proc, os.path.join(a.out, "final"))
         metrics.close()
         print(f"done: wrote {a.out}/final", file=sys.stderr)
-    vlm.dist_close()
+    training.dist_close()
     return a.out
 
 

@@ -250,12 +250,13 @@ class EndpointRewriter:
 
 
 class ModelRewriter:
-    """A local model run with the project's own sampler (vlm.sample), in batches."""
+    """A local model run with the project's own sampler (vlm/sampler.py), in batches."""
 
     def __init__(self, a):
-        import vlm
-        self.a, self.vlm = a, vlm
-        self.model, self.proc = vlm.load(a.model, device=a.device)
+        # torch only where a model runs: the rule-based and endpoint rewriters never import it
+        from vlm import modelio, sampler
+        self.a, self.modelio, self.sampler = a, modelio, sampler
+        self.model, self.proc = modelio.load(a.model, device=a.device)
         self.tokenizer = self.proc.tokenizer
 
     def rewrite_many(self, jobs):
@@ -263,10 +264,10 @@ class ModelRewriter:
         a = self.a
         for b in range(0, len(jobs), a.batch_size):
             chunk = jobs[b:b + a.batch_size]
-            batch = self.vlm.prompt_batch(self.proc, [m for _, m, _ in chunk])
+            batch = self.modelio.prompt_batch(self.proc, [m for _, m, _ in chunk])
             with torch.no_grad():
-                out = self.vlm.sample(self.model, self.proc, batch, n=1, max_new_tokens=a.max_new_tokens,
-                                      temperature=a.temperature, seed=1000 * chunk[0][2] + b)
+                out = self.sampler.sample(self.model, self.proc, batch, n=1, max_new_tokens=a.max_new_tokens,
+                                          temperature=a.temperature, seed=1000 * chunk[0][2] + b)
             for (key, _, _), text in zip(chunk, out.texts):
                 yield key, normalise_reply(text), None
 

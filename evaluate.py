@@ -244,10 +244,10 @@ def resolve_model(a):
     for m in DEFAULT_MODELS:
         if os.path.isdir(m):
             return m
-    import vlm
+    from vlm import tiny  # torch only where a model runs: prediction-file mode never imports it
     path = os.path.join(a.out, "tiny-model")
     if not os.path.isdir(path):
-        vlm.make_tiny(path)
+        tiny.make_tiny(path)
     print(f"note: no --model and no trained checkpoint; using a tiny random model at {path}",
           file=sys.stderr)
     return path
@@ -257,12 +257,12 @@ def generate(a, records, root, rank, world, device):
     """Generate responses for this rank's share of `records`, appending to
     out/responses.rank<r>.jsonl after every batch (so a killed run resumes)."""
     import torch
-    import vlm
+    from vlm import modelio, sampler
     done, _ = read_rank_files(a.out)
     mine = [r for k, r in enumerate(records) if k % world == rank and r["id"] not in done]
     model_path = resolve_model(a)
-    model, proc = vlm.load(model_path, device=device, dtype=a.dtype,
-                           **{k: v for k, v in (("min_pixels", a.min_pixels),
+    model, proc = modelio.load(model_path, device=device, dtype=a.dtype,
+                               **{k: v for k, v in (("min_pixels", a.min_pixels),
                                                 ("max_pixels", a.max_pixels)) if v})
     if proc.image_processor is None and not a.text_only:
         sys.exit(f"error: {model_path} is a text-only model; pass --text-only")
@@ -274,11 +274,11 @@ def generate(a, records, root, rank, world, device):
     with open(os.path.join(a.out, f"responses.rank{rank}.jsonl"), "a", encoding="utf-8") as f:
         for b in range(0, len(prompts), a.batch_size):
             chunk = prompts[b:b + a.batch_size]
-            batch = vlm.prompt_batch(proc, [m for _, m in chunk])
+            batch = modelio.prompt_batch(proc, [m for _, m in chunk])
             with torch.no_grad():
-                out = vlm.sample(model, proc, batch, n=1, max_new_tokens=a.max_new_tokens,
-                                 temperature=max(a.temperature, 1e-6), top_p=a.top_p,
-                                 greedy=a.temperature == 0, seed=a.seed + b)
+                out = sampler.sample(model, proc, batch, n=1, max_new_tokens=a.max_new_tokens,
+                                     temperature=max(a.temperature, 1e-6), top_p=a.top_p,
+                                     greedy=a.temperature == 0, seed=a.seed + b)
             for (r, _), text, ln in zip(chunk, out.texts, out.lengths):
                 f.write(json.dumps({"id": r["id"], "response": text}, ensure_ascii=False) + "\n")
                 n_tok += int(ln)
@@ -330,8 +330,8 @@ def main(argv=None):
         if old is None and not a.overwrite and read_rank_files(a.out)[0]:
             sys.exit(f"error: {a.out} holds responses of an unrecorded run (no run.json); pass "
                      f"--overwrite to start afresh, or choose another --out")
-        import vlm
-        rank, world, device = vlm.dist_init(a.device)  # each rank on its own GPU
+        from vlm import training
+        rank, world, device = training.dist_init(a.device)  # each rank on its own GPU
         if world > 1:
             import torch.distributed as dist
             dist.barrier()   # every rank has checked the old run.json before rank 0 writes
@@ -345,7 +345,7 @@ def main(argv=None):
         name = a.name or model_path
         if world > 1:
             dist.barrier()  # every rank's file is complete before rank 0 reads them
-        vlm.dist_close()
+        training.dist_close()
         if rank != 0:
             return None
         responses, more = read_rank_files(a.out)

@@ -10,7 +10,7 @@ carry no label), summed over tokens and divided by the number of assistant token
 whole optimizer step, across micro-batches and ranks. So gradient accumulation and the
 number of processes do not change the gradient: a step is one big batch, cut into pieces.
 
-Gradients are summed across ranks by hand (vlm.all_reduce_grads) rather than by a DDP
+Gradients are summed across ranks by hand (training.all_reduce_grads) rather than by a DDP
 wrapper: the loss is not a module's forward, and parameters a rank did not use (the vision
 tower on a text-only batch) simply contribute zeros.
 
@@ -33,10 +33,11 @@ import time
 
 import torch
 
-import vlm
+import tasks
 from tasks import runs
 from tasks.plot import training_curves
 from tasks.progress import Progress
+from vlm import modelio, tiny, training
 
 
 def parse_args(argv=None):
@@ -118,7 +119,7 @@ def schedule(examples, lengths, batch_size, epochs, seed):
 
 def main(argv=None):
     a = parse_args(argv)
-    rank, world, device = vlm.dist_init(a.device)
+    rank, world, device = training.dist_init(a.device)
     master = rank == 0
     if a.batch_size % world:
         raise SystemExit(f"error: --batch-size {a.batch_size} is not divisible by {world} ranks")
@@ -128,7 +129,7 @@ def main(argv=None):
     # ---- data first: a bad file is reported before a model is built ----------------------------
     if not os.path.exists(a.data):
         raise SystemExit(f"error: {a.data} not found (make it with: python elicit.py)")
-    examples, problems = vlm.read_traces(a.data)
+    examples, problems = tasks.read_traces(a.data)
     for pr in problems if master else ():
         print(f"warning: skipped trace: {pr}", file=sys.stderr)
     if not examples:
@@ -153,26 +154,26 @@ def main(argv=None):
         torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
 
     # ---- model: resume > --model > tiny offline model -----------------------------------------
-    resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
+    resume = None if a.no_resume else training.latest_checkpoint(a.out)
     if tiny:
         a.model = os.path.join(a.out, "tiny-base")
         if master and not os.path.isdir(a.model):
-            vlm.make_tiny(a.model, seed=a.seed)
+            tiny.make_tiny(a.model, seed=a.seed)
         if world > 1:
             torch.distributed.barrier()
     lr = a.lr if a.lr is not None else (1e-3 if tiny else 1e-5)
     dtype = getattr(torch, a.dtype) if a.dtype else None
     pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
-    model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
-    params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
+    model, proc = modelio.load(resume or a.model, device=device, dtype=dtype, **pix)
+    params = training.trainable(model, a.freeze_vision, a.grad_checkpointing)
 
     drop = a.text_only or proc.kind != "qwen2_5_vl"
     if proc.kind != "qwen2_5_vl" and not a.text_only and master:
         print("note: text-only model: images are dropped from the prompts (use elicit.py "
               "--text-only for questions that state the puzzle in words)", file=sys.stderr)
     # a trace's answer is at its end: one longer than --max-len is refused or dropped, never cut
-    rows = vlm.row_lengths(proc, [e["prompt"] for e in examples], [e["completion"] for e in examples], drop)
-    long, longest = vlm.long_rows_by_task(examples, rows, a.max_len)
+    rows = modelio.row_lengths(proc, [e["prompt"] for e in examples], [e["completion"] for e in examples], drop)
+    long, longest = modelio.long_rows_by_task(examples, rows, a.max_len)
     if long:
         what = (f"{sum(long.values())} of {len(examples)} traces are longer than --max-len {a.max_len} "
                 f"(longest {longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
@@ -188,14 +189,14 @@ def main(argv=None):
     warmup = a.warmup if a.warmup is not None else max(1, int(0.03 * total))
 
     # ---- optimizer (ZeRO-1 shards its states over ranks) ---------------------------------------
-    opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
+    opt = training.make_optimizer(params, lr, a.weight_decay, a.zero, world)
     start = 0
     if resume:
-        start = vlm.resume(resume, opt, rank, world)["step"]
+        start = training.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)
-    metrics = vlm.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
+    metrics = training.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
     # ---- training loop ----------------------------------------------------------------------------
@@ -205,26 +206,26 @@ def main(argv=None):
     for step in range(start, total):
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = lr_now = vlm.lr_at(step, total, lr, warmup)
+            g["lr"] = lr_now = training.lr_at(step, total, lr, warmup)
         mine = batches[step][rank::world]  # this rank's share of the global batch
-        micro = [vlm.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + a.micro_batch_size]],
-                                 [examples[i]["completion"] for i in mine[k:k + a.micro_batch_size]],
-                                 drop_images=drop, max_len=a.max_len)
+        micro = [modelio.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + a.micro_batch_size]],
+                                     [examples[i]["completion"] for i in mine[k:k + a.micro_batch_size]],
+                                     drop_images=drop, max_len=a.max_len)
                  for k in range(0, len(mine), a.micro_batch_size)]
         # the token count of the WHOLE global batch, known before any backward pass
-        T = vlm.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
+        T = training.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
         loss_sum = 0.0
         for mb in micro:
             with autocast:
-                logp, _ = vlm.logprobs(model, mb, temperature=1.0)
+                logp, _ = modelio.logprobs(model, mb, temperature=1.0)
             nll = -(logp * mb["completion_mask"].to(logp.device)).sum()
             (nll / T).backward()
             loss_sum += nll.item()
-        vlm.all_reduce_grads(params, world)
+        training.all_reduce_grads(params, world)
         gnorm = torch.nn.utils.clip_grad_norm_(params, a.clip).item()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        loss = vlm.all_reduce_sum(loss_sum, world) / T
+        loss = training.all_reduce_sum(loss_sum, world) / T
         dt = time.perf_counter() - t0
         done = step + 1
         if master:
@@ -237,16 +238,16 @@ def main(argv=None):
             bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
                     f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")
         if done % a.save_every == 0 or done == total:
-            vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
+            training.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
             if master:   # loss, grad norm and lr against the step: runs/sft/curves.png
                 training_curves(os.path.join(a.out, "metrics.jsonl"))
     if master:
         model.eval()
-        vlm.save(model, proc, os.path.join(a.out, "final"))
+        modelio.save(model, proc, os.path.join(a.out, "final"))
         print(f"done: {total} steps in {time.perf_counter() - t_start:.1f}s; wrote {a.out}/final",
               file=sys.stderr)
         metrics.close()
-    vlm.dist_close()
+    training.dist_close()
     return a.out
 
 

@@ -159,7 +159,7 @@ def test_text_model_gets_string_content(smol, data):
 def test_greedy_matches_generate_on_real_questions(smol, data):
     model, proc = smol
     # the hand-written decode step serves Llama: this is the test that proves it token for token
-    assert vlm._text_decoder(model) is not None
+    assert vlm.sampler.hand_decoder(model) is not None
     chats = [tasks.messages_for(r, text_only=True) for r in _records(data / "bench/records.jsonl")]
     assert len(chats) == 8
     b = vlm.prompt_batch(proc, chats)
@@ -236,7 +236,7 @@ def _assert_mask_matches_template(proc, prompt, completion, max_len=None):
 
 def test_one_sft_step(smol_path, smol, data, tmp_path):
     _, proc = smol
-    examples, problems = vlm.read_traces(str(data / "traces.jsonl"))
+    examples, problems = tasks.read_traces(str(data / "traces.jsonl"))
     assert examples and not problems
     max_len = 384
     for e in examples:
