@@ -177,6 +177,24 @@ def on_policy_terms(logp, old_logp, A, mask, eps_lo, eps_hi):
     return (surrogate * mask).sum(), clip_active
 
 
+def expert_nll(logp, mask):
+    """L_off's sum: -sum_t log pi_theta(y*_t | x, y*_<t) over the expert tokens (the caller
+    divides by T_off). logp, mask: (B, L)."""
+    return -(logp * mask).sum()
+
+
+def luffy_group(R, n, A, has_expert, use_std=True):
+    """LUFFY's group: each prompt's expert trace joins its N rollouts as member N + 1 with
+    reward 1. Returns the rollouts' advantages (over the N + 1 members where the prompt has an
+    expert trace; A, the plain group's, elsewhere) and the expert member's (per prompt; 0
+    without a trace)."""
+    A, A_expert = A.clone(), torch.zeros(len(has_expert))
+    for j in has_expert.nonzero().flatten().tolist():
+        Ag = group_advantages(torch.cat([R[j * n:(j + 1) * n], torch.ones(1)]), n + 1, use_std=use_std)
+        A[j * n:(j + 1) * n], A_expert[j] = Ag[:n], Ag[-1]
+    return A, A_expert
+
+
 def luffy_terms(logp, A, mask, gamma):
     """LUFFY's off-policy member: sum_t f(pi_theta(y*_t)) A with f(p) = p / (p + gamma), no clip."""
     p = logp.exp()
@@ -398,24 +416,20 @@ def main(argv=None):
         t2 = time.perf_counter()
         # 3. group-normalised advantages and 4. the gate xi, per prompt of this rank
         has_expert = torch.tensor([prompts[i]["expert"] is not None for i in my_idx])
+        xi = gate(R, n, args.r_hat, args.mode, has_expert)
         if n:
             A = group_advantages(R, n, use_std=not args.no_std)
-            xi = gate(R, n, args.r_hat, args.mode, has_expert)
-            zero_var = (R.view(-1, n).std(1, unbiased=False) == 0).float()
+            zero_var = (A.view(-1, n) == 0).all(1).float()   # all rewards equal: A = 0 for the group
         else:
-            A, xi, zero_var = torch.zeros(0), gate(R, 0, args.r_hat, args.mode, has_expert), torch.zeros(len(my_idx))
-        on_items = [(prompts[i]["messages"], ids, float(A[k])) for k, (i, ids, _) in enumerate(rows)]
+            A, zero_var = torch.zeros(0), torch.zeros(len(my_idx))
         luffy_items = []
         if args.mode == "luffy":
-            # the expert joins its group with reward 1: advantages over the N + 1 members
-            for j, i in enumerate(my_idx):
-                if prompts[i]["expert"] is None:
-                    continue
-                g = torch.cat([R[j * n:(j + 1) * n], torch.ones(1)])
-                Ag = group_advantages(g, n + 1, use_std=not args.no_std)
-                for k in range(n):
-                    on_items[j * n + k] = on_items[j * n + k][:2] + (float(Ag[k]),)
-                luffy_items.append((prompts[i]["messages"], prompts[i]["expert"], float(Ag[-1])))
+            A, A_expert = luffy_group(R, n, A, has_expert, use_std=not args.no_std)
+            luffy_items = [(prompts[i]["messages"], prompts[i]["expert"], float(A_expert[j]))
+                           for j, i in enumerate(my_idx) if has_expert[j]]
+        on_items = [(prompts[i]["messages"], ids, float(A[k])) for k, (i, ids, _) in enumerate(rows)]
+        # the expert traces of prompts with xi = 1; a prompt with xi = 0 has no L_off term, so
+        # its trace is not run at all
         off_items = [(prompts[i]["messages"], prompts[i]["expert"], 1.0)
                      for j, i in enumerate(my_idx) if xi[j] > 0]
 
@@ -437,40 +451,39 @@ def main(argv=None):
             with torch.no_grad(), autocast:
                 refs = [modelio.logprobs(ref, tb, temperature=args.temperature)[0] for tb, _ in on_mb]
 
-        # 6. the loss, L = xi * L_off + L_on, and one optimizer step per epoch
+        # 6. the loss, L = xi * L_off + L_on, and one optimizer step per epoch. Each term is
+        # divided by the token count of its WHOLE global batch (T_on, T_off), so the micro-batches
+        # of all ranks add up to the gradient of one big batch. A micro-batch holds one kind of
+        # row: rollouts and LUFFY's expert members make L_on, expert traces (xi = 1) make L_off.
+        parts = ([("rollouts", k, mb) for k, mb in enumerate(on_mb)] + [("luffy", k, mb) for k, mb in enumerate(lf_mb)]
+                 + [("expert", k, mb) for k, mb in enumerate(off_mb)])
         stats = dict(on=0.0, off=0.0, clip=0.0, ent=0.0, kl=0.0)
         for epoch in range(args.epochs):
-            for k, (tb, advs) in enumerate(on_mb):
+            for kind, k, (tb, advs) in parts:
                 mask = tb["completion_mask"].to(device).float()
-                with autocast:
-                    logp, ent = modelio.logprobs(model, tb, temperature=args.temperature)
-                old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
-                adv = torch.tensor(advs, device=device)
-                surr, clipped = on_policy_terms(logp, old_logp, adv, mask, args.eps_lo, args.eps_hi)
-                loss = -surr / max(T_on, 1.0)
-                if ref is not None:
-                    kl = kl_k3(logp, refs[k], mask)
-                    loss = loss + args.kl_coef * kl / max(T_on, 1.0)
-                    stats["kl"] += kl.item() if epoch == 0 else 0.0
+                with autocast:  # on-policy rows: the sampling temperature; expert tokens: the model's own (T = 1)
+                    logp, ent = modelio.logprobs(model, tb, temperature=args.temperature if kind == "rollouts" else 1.0)
+                xi_mb, L_off, L_on = 0.0, 0.0, 0.0   # xi_mb: the xi of this micro-batch's prompts
+                if kind == "rollouts":
+                    old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
+                    surr, clipped = on_policy_terms(logp, old_logp, torch.tensor(advs, device=device), mask,
+                                                    args.eps_lo, args.eps_hi)
+                    L_on = -surr / max(T_on, 1.0)
+                    if ref is not None:
+                        kl = kl_k3(logp, refs[k], mask)
+                        L_on = L_on + args.kl_coef * kl / max(T_on, 1.0)
+                        stats["kl"] += kl.item() if epoch == 0 else 0.0
+                    if epoch == 0:
+                        stats["clip"] += clipped.item()
+                        stats["ent"] += (ent * mask).sum().item()
+                elif kind == "luffy":
+                    L_on = -luffy_terms(logp, torch.tensor(advs, device=device), mask, args.gamma) / max(T_on, 1.0)
+                else:
+                    xi_mb, L_off = 1.0, expert_nll(logp, mask) / max(T_off, 1.0)   # only xi = 1 prompts have rows
+                loss = xi_mb * L_off + L_on
                 loss.backward()
                 if epoch == 0:
-                    stats["on"] += loss.item()
-                    stats["clip"] += clipped.item()
-                    stats["ent"] += (ent * mask).sum().item()
-            for tb, advs in lf_mb:
-                mask = tb["completion_mask"].to(device).float()
-                with autocast:
-                    logp, _ = modelio.logprobs(model, tb, temperature=1.0)
-                loss = -luffy_terms(logp, torch.tensor(advs, device=device), mask, args.gamma) / max(T_on, 1.0)
-                loss.backward()
-                stats["on"] += loss.item() if epoch == 0 else 0.0
-            for tb, _ in off_mb:
-                mask = tb["completion_mask"].to(device).float()
-                with autocast:
-                    logp, _ = modelio.logprobs(model, tb, temperature=1.0)
-                loss = -(logp * mask).sum() / max(T_off, 1.0)   # xi = 1 for every prompt here
-                loss.backward()
-                stats["off"] += loss.item() if epoch == 0 else 0.0
+                    stats["on" if kind != "expert" else "off"] += loss.item()
             training.all_reduce_grads(params, world)
             gnorm = torch.nn.utils.clip_grad_norm_(params, args.clip).item()
             opt.step()
