@@ -90,10 +90,14 @@ def parse_args(argv=None):
                    help="KL to the initial model (k3); 0 = off, as the paper")
     g.add_argument("--temperature", type=runs.positive_float, default=1.0, help="rollout temperature")
     g.add_argument("--top-p", type=runs.positive_float, default=1.0, help="rollout nucleus mass")
-    g.add_argument("--lr", type=runs.positive_float, default=None, help="default 1e-6 (1e-3 for toy models)")
-    g.add_argument("--warmup", type=runs.nonneg_int, default=0, help="warmup steps (0: constant lr)")
+    g.add_argument("--lr", type=runs.positive_float, default=None,
+                   help="learning rate (default 1e-6; 1e-3 for a model under 50M parameters)")
+    g.add_argument("--warmup", type=runs.nonneg_int, default=0, help="linear warmup steps")
+    g.add_argument("--schedule", choices=training.SCHEDULES, default="constant",
+                   help="after warmup: constant, or cosine decay to 10%% of --lr at the last step")
     g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--clip", type=runs.positive_float, default=1.0, help="gradient norm clip (L2)")
+    g.add_argument("--max-grad-norm", type=runs.positive_float, default=1.0,
+                   help="clip the gradient's global L2 norm to this (the PPO ratio clip is --eps-lo/--eps-hi)")
     g.add_argument("--seed", type=int, default=0, help="prompt order and rollout seed")
     g = p.add_argument_group("budget")
     g.add_argument("--steps", type=runs.positive_int, default=20, help="optimizer steps (x epochs)")
@@ -123,7 +127,7 @@ def parse_args(argv=None):
 
 
 # settings a rerun may change and still continue the same run: they leave the maths unchanged.
-# The step budget may grow when the learning rate is constant (--warmup 0): the prompt order
+# The step budget may grow when the schedule is constant: the prompt order
 # of the first k steps does not depend on the budget (prompt_order is a prefix-stable stream).
 MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
               "quiet")
@@ -303,7 +307,8 @@ def chunk_seed(seed, step, chunk):
 
 # ---- one step ----------------------------------------------------------------------------------------
 def rollouts(args, model, proc, prompts, idx, step, rank, world):
-    """This rank's chunks of the step's prompts -> (rows of (prompt index, token ids, text), tokens)."""
+    """Sample N rollouts for this rank's chunks of the step's prompts. Returns a list of rows
+    (prompt index, completion token ids, completion text), N consecutive rows per prompt."""
     P = len(idx)
     chunk = args.rollout_chunk or P // world
     chunks = [idx[c:c + chunk] for c in range(0, P, chunk)]
@@ -354,7 +359,7 @@ def main(argv=None):
     # ---- the run folder: continue only a run made with the same settings -----------------------
     start_model = args.model if args.model is not None else f"tiny offline model, seed {args.seed}"
     settings = runs.settings(args, inputs={"records": args.records, "traces": args.traces}, model=start_model)
-    runs.check(args.out, settings, may_differ=MAY_DIFFER, may_grow=("steps",) if args.warmup == 0 else (),
+    runs.check(args.out, settings, may_differ=MAY_DIFFER, may_grow=("steps",) if args.schedule == "constant" else (),
                overwrite=args.no_resume)
     if world > 1:
         torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
@@ -403,7 +408,7 @@ def main(argv=None):
     for step in range(start, args.steps):
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = lr_now = training.lr_at(step, args.steps, lr, args.warmup) if args.warmup else lr
+            g["lr"] = lr_now = training.lr_at(step, args.steps, lr, args.warmup, args.schedule)
         idx = schedule[step]
         per_rank = len(idx) // world
         my_idx = idx[rank * per_rank:(rank + 1) * per_rank]
@@ -485,7 +490,7 @@ def main(argv=None):
                 if epoch == 0:
                     stats["on" if kind != "expert" else "off"] += loss.item()
             training.all_reduce_grads(params, world)
-            gnorm = torch.nn.utils.clip_grad_norm_(params, args.clip).item()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm).item()
             opt.step()
             opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()

@@ -60,10 +60,13 @@ def parse_args(argv=None):
     g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
     g = p.add_argument_group("method")
     g.add_argument("--lr", type=runs.positive_float, default=None,
-                   help="peak learning rate (default 1e-5; 1e-3 for the tiny offline model)")
-    g.add_argument("--warmup", type=runs.nonneg_int, default=None, help="warmup steps (default 3%% of the run)")
+                   help="peak learning rate (default 1e-5; 1e-3 for a model under 50M parameters)")
+    g.add_argument("--warmup", type=runs.nonneg_int, default=None, help="linear warmup steps (default 3%% of the run)")
+    g.add_argument("--schedule", choices=training.SCHEDULES, default="cosine",
+                   help="after warmup: cosine decay to 10%% of --lr at the last step, or constant")
     g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--clip", type=runs.positive_float, default=1.0, help="gradient norm clip (L2)")
+    g.add_argument("--max-grad-norm", type=runs.positive_float, default=1.0,
+                   help="clip the gradient's global L2 norm to this")
     g.add_argument("--seed", type=int, default=0, help="data order and initial model seed")
     g = p.add_argument_group("budget")
     g.add_argument("--epochs", type=runs.positive_float, default=3.0, help="passes over the data")
@@ -140,8 +143,8 @@ def main(argv=None):
         runs.check_model(args.model)
 
     # ---- the run folder: continue only a run made with the same settings -----------------------
-    tiny = args.model is None
-    start_model = args.model if not tiny else f"tiny offline model, seed {args.seed}"
+    from_scratch = args.model is None
+    start_model = args.model if not from_scratch else f"tiny offline model, seed {args.seed}"
     settings = runs.settings(args, inputs={"data": args.data}, model=start_model)
     runs.check(args.out, settings, may_differ=MAY_DIFFER, overwrite=args.no_resume)
     if world > 1:
@@ -155,17 +158,17 @@ def main(argv=None):
 
     # ---- model: resume > --model > tiny offline model -----------------------------------------
     resume = None if args.no_resume else training.latest_checkpoint(args.out)
-    if tiny:
+    if from_scratch:
         args.model = os.path.join(args.out, "tiny-base")
         if master and not os.path.isdir(args.model):
             tiny.make_tiny(args.model, seed=args.seed)
         if world > 1:
             torch.distributed.barrier()
-    lr = args.lr if args.lr is not None else (1e-3 if tiny else 1e-5)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pix = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
     model, proc = modelio.load(resume or args.model, device=device, dtype=dtype, **pix)
     params = training.trainable(model, args.freeze_vision, args.grad_checkpointing)
+    lr = args.lr if args.lr is not None else training.default_lr(model, big=1e-5, small=1e-3)
 
     drop = args.text_only or proc.kind != "qwen2_5_vl"
     if proc.kind != "qwen2_5_vl" and not args.text_only and master:
@@ -206,7 +209,7 @@ def main(argv=None):
     for step in range(start, total):
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = lr_now = training.lr_at(step, total, lr, warmup)
+            g["lr"] = lr_now = training.lr_at(step, total, lr, warmup, args.schedule)
         mine = batches[step][rank::world]  # this rank's share of the global batch
         micro = [modelio.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + args.micro_batch_size]],
                                      [examples[i]["completion"] for i in mine[k:k + args.micro_batch_size]],
@@ -222,7 +225,7 @@ def main(argv=None):
             (nll / T).backward()
             loss_sum += nll.item()
         training.all_reduce_grads(params, world)
-        gnorm = torch.nn.utils.clip_grad_norm_(params, args.clip).item()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm).item()
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss = training.all_reduce_sum(loss_sum, world) / T

@@ -92,10 +92,16 @@ def all_reduce_grads(params, world, bucket_mb=64):
             bucket, size = [], 0
 
 
-def lr_at(step, total, lr, warmup):
-    """Linear warmup for `warmup` steps, then cosine decay to 10% of lr at `total`."""
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(step, total, lr, warmup, schedule):
+    """Linear warmup for `warmup` steps, then `schedule`: "constant" keeps lr, "cosine" decays
+    to 10% of lr at `total`."""
     if step < warmup:
         return lr * (step + 1) / warmup
+    if schedule == "constant":
+        return lr
     prog = min(1.0, (step - warmup) / max(1, total - warmup))
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog)))
 
@@ -290,6 +296,7 @@ def open_metrics(path, start_step):
 
 
 def default_lr(model, big, small, threshold=50_000_000):
-    """`small` for toy models trained from scratch (tests, demos), `big` for real checkpoints."""
+    """The one default-lr rule of sft.py and ahpo.py: `small` for models under `threshold`
+    parameters (toy models trained from scratch: tests, demos), `big` for real checkpoints."""
     n = sum(p.numel() for p in model.parameters())
     return small if n < threshold else big
