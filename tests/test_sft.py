@@ -193,7 +193,13 @@ def test_zero_checkpoint_is_sharded_and_resumes_exactly(data):
         return r.stderr
 
     torchrun("zfull", 3)
-    torchrun("zcut", 2)
+    # a run killed after step 2: its step-2 checkpoint survives, nothing after it (the same budget:
+    # a longer --max-steps would stretch the cosine schedule, and run.json refuses it)
+    torchrun("zcut", 3)
+    shutil.rmtree(data / "zcut/step-3")
+    shutil.rmtree(data / "zcut/final")
+    rows = (data / "zcut/metrics.jsonl").read_text().splitlines()
+    (data / "zcut/metrics.jsonl").write_text("\n".join(rows[:2]) + "\n")
     # each rank wrote its own shard; the trainer state holds no optimizer tensors
     step2 = data / "zcut/step-2"
     shards = [torch.load(step2 / f"optimizer-{r}-of-2.pt", weights_only=False)["state"] for r in range(2)]
@@ -207,9 +213,11 @@ def test_zero_checkpoint_is_sharded_and_resumes_exactly(data):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in _metrics(data / "zfull/metrics.jsonl")] == [r["loss"] for r in _metrics(data / "zcut/metrics.jsonl")]
     # one process cannot take over two ranks' shards: refused in one line, files untouched
+    shutil.rmtree(data / "zcut/step-3")   # killed again after step 2, so that there is something to resume
     before = sorted(os.listdir(data / "zcut"))
-    r = subprocess.run([sys.executable, "sft.py", *_args(data, "zcut", "--max-steps", "4", "--batch-size", "4",
-                                                         "--zero")], cwd=ROOT, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "sft.py", *_args(data, "zcut", "--max-steps", "3", "--batch-size", "4",
+                                                         "--zero", "--save-every", "2")],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert last.startswith("error: ") and "written by 2 ranks with --zero, this run has 1 rank" in last, last
