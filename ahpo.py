@@ -356,19 +356,12 @@ def main(argv=None):
     # ---- data first: a bad file is reported before a model is built ----------------------------
     prompts = load_prompts(args, master)
 
-    # ---- the run folder: continue only a run made with the same settings -----------------------
+    # ---- the run folder: continue only a run made with the same settings (run.json is written
+    # once every check has passed, below) ------------------------------------------------------
     start_model = args.model if args.model is not None else f"tiny offline model, seed {args.seed}"
     settings = runs.settings(args, inputs={"records": args.records, "traces": args.traces}, model=start_model)
     runs.check(args.out, settings, may_differ=MAY_DIFFER, may_grow=("steps",) if args.schedule == "constant" else (),
                overwrite=args.no_resume)
-    if world > 1:
-        torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
-    if master:
-        if args.no_resume:
-            runs.clear(args.out, RUN_OUTPUTS)
-        runs.write(args.out, settings)
-    if world > 1:
-        torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
 
     resume = None if args.no_resume else training.latest_checkpoint(args.out)
     if args.model is None:
@@ -391,6 +384,7 @@ def main(argv=None):
     opt = training.make_optimizer(params, lr, args.weight_decay, args.zero, world)
 
     prompts = check_lengths(args, proc, prompts, master)
+    training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
     schedule = prompt_order(len(prompts), args.prompts_per_step, args.steps, args.seed)
     start = 0
     if resume:

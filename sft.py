@@ -142,19 +142,12 @@ def main(argv=None):
     if args.model is not None:
         runs.check_model(args.model)
 
-    # ---- the run folder: continue only a run made with the same settings -----------------------
+    # ---- the run folder: continue only a run made with the same settings (run.json is written
+    # once every check has passed, below) ------------------------------------------------------
     from_scratch = args.model is None
     start_model = args.model if not from_scratch else f"tiny offline model, seed {args.seed}"
     settings = runs.settings(args, inputs={"data": args.data}, model=start_model)
     runs.check(args.out, settings, may_differ=MAY_DIFFER, overwrite=args.no_resume)
-    if world > 1:
-        torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
-    if master:
-        if args.no_resume:
-            runs.clear(args.out, RUN_OUTPUTS)
-        runs.write(args.out, settings)
-    if world > 1:
-        torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
 
     # ---- model: resume > --model > tiny offline model -----------------------------------------
     resume = None if args.no_resume else training.latest_checkpoint(args.out)
@@ -185,6 +178,7 @@ def main(argv=None):
         if master:
             print(f"note: dropped {what}", file=sys.stderr)
         examples = [e for e, n in zip(examples, rows) if n <= args.max_len]
+    training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
     tok = proc.tokenizer
     lengths = [len(tok(e["completion"], add_special_tokens=False)["input_ids"]) for e in examples]
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)

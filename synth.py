@@ -49,7 +49,7 @@ def parse_args(argv=None):
     g.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
     g.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
     args.out = args.out or os.path.join("data", args.split)
     args.seed = SPLITS[args.split] if args.seed is None else args.seed

@@ -170,8 +170,8 @@ def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
     msg = str(e.value)
     assert msg.startswith("error:") and "\n" not in msg and f"--max-len {cut}" in msg
     assert f"{n_long} of {len(ex)} traces" in msg and f"longest {max(rows)} tokens" in msg
-    assert not os.path.exists(data / "long/metrics.jsonl")
-    # behind the flag they are dropped, counted, and the kept ones are whole
+    assert not os.path.exists(data / "long/metrics.jsonl") and not os.path.exists(data / "long/run.json")
+    # behind the flag (the refused run wrote no run.json, so this corrected rerun is not refused) they are dropped, counted, and the kept ones are whole
     sft.main(_args(data, "long", "--max-steps", "1", "--max-len", str(cut), "--drop-long",
                    "--batch-size", str(len(ex) - n_long)))
     assert f"dropped {n_long} of {len(ex)} traces" in capsys.readouterr().err

@@ -18,9 +18,14 @@ batch (all_reduce_sum of the counts before any backward), so summing gradients i
 import json
 import math
 import os
+import random
+import shutil
 
 import torch
+import torch.distributed as dist
+from torch.distributed.optim import ZeroRedundancyOptimizer
 
+from tasks import runs
 from vlm.modelio import save
 
 
@@ -35,7 +40,6 @@ def dist_backend(device_type):
 def dist_init(device=None):
     """(rank, world, device) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK (1 process if unset).
     The process group is dist_backend(device.type): gloo on CPU, "cpu:gloo,cuda:nccl" on GPUs."""
-    import torch.distributed as dist
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
     if device is None:
@@ -49,7 +53,6 @@ def dist_init(device=None):
 
 
 def dist_close():
-    import torch.distributed as dist
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -58,7 +61,6 @@ def all_reduce_sum(x, world):
     """Sum a tensor (or a float) over ranks; returns the same type."""
     if world == 1:
         return x
-    import torch.distributed as dist
     t = x if torch.is_tensor(x) else torch.tensor(float(x), dtype=torch.float64)
     t = t.clone()
     dist.all_reduce(t)
@@ -71,7 +73,6 @@ def all_reduce_grads(params, world, bucket_mb=64):
     parameters a rank did not use (the vision tower on a text-only batch) simply count as 0."""
     if world == 1:
         return
-    import torch.distributed as dist
     params = [p for p in params if p.requires_grad]
     for p in params:
         if p.grad is None:
@@ -107,13 +108,11 @@ def lr_at(step, total, lr, warmup, schedule):
 
 
 def rng_state():
-    import random
     return {"python": random.getstate(), "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(s):
-    import random
     random.setstate(s["python"])
     torch.set_rng_state(s["torch"])
     if s.get("cuda") is not None and torch.cuda.is_available():
@@ -188,7 +187,6 @@ class MasterAdamW(torch.optim.Optimizer):
 def make_optimizer(params, lr, weight_decay, zero, world):
     """MasterAdamW, with its states sharded over ranks (ZeRO-1) when `zero` and world > 1."""
     if zero and world > 1:
-        from torch.distributed.optim import ZeroRedundancyOptimizer
         return ZeroRedundancyOptimizer(params, optimizer_class=MasterAdamW, lr=lr,
                                        weight_decay=weight_decay, betas=(0.9, 0.95))
     return MasterAdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
@@ -210,8 +208,6 @@ def checkpoint(out, step, model, proc, opt, args, rank, world, keep=2):
     whole state, optimizer-0-of-1.pt); last, rank 0 trainer_state.pt (step, every rank's RNG,
     args), which marks the folder complete, and moves it into place. No rank gathers another's
     shard: at 7B the whole fp32 master + m + v is ~100 GB, a ZeRO shard of 8 ~12 GB."""
-    import shutil
-    dist = torch.distributed
     path = os.path.join(out, f"step-{step}")
     tmp = path + ".tmp"
     rngs = [rng_state()]
@@ -241,7 +237,6 @@ def checkpoint(out, step, model, proc, opt, args, rank, world, keep=2):
 
 
 def _prune(out, keep):
-    import shutil
     steps = sorted((int(d[5:]) for d in os.listdir(out) if d.startswith("step-") and d[5:].isdigit()))
     for s in steps[:-keep] if keep else []:
         shutil.rmtree(os.path.join(out, f"step-{s}"), ignore_errors=True)
@@ -266,6 +261,21 @@ def resume(path, opt, rank, world):
         (opt.optim if shards > 1 else opt).load_state_dict(sd)
     set_rng_state(st["rng"][rank] if isinstance(st["rng"], list) else st["rng"])
     return st
+
+
+def take_run_folder(out, settings, overwrite, outputs, rank, world):
+    """Collective, once every check has passed (runs.check refused a mismatch earlier, before any
+    work): with `overwrite` rank 0 clears the folder's earlier `outputs`, then writes run.json.
+    A run refused by a later check (a trace too long, say) has written nothing, so the corrected
+    rerun is not refused for differing from it."""
+    if world > 1:
+        dist.barrier()   # every rank has read the old run.json before rank 0 writes
+    if rank == 0:
+        if overwrite:
+            runs.clear(out, outputs)
+        runs.write(out, settings)
+    if world > 1:
+        dist.barrier()
 
 
 def latest_checkpoint(out):
