@@ -407,7 +407,8 @@ def main(argv=None):
                       file=sys.stderr)
     rewriter = {"none": None, "endpoint": EndpointRewriter, "model": ModelRewriter}[args.rewriter]
     rewriter = rewriter(args) if rewriter else None
-    name = args.rewriter if args.rewriter == "none" else f"{args.rewriter}:{args.endpoint_model if args.rewriter == 'endpoint' else args.model}"
+    who = args.endpoint_model if args.rewriter == "endpoint" else args.model
+    name = args.rewriter if args.rewriter == "none" else f"{args.rewriter}:{who}"
     info = {}
     for r in todo:
         task = tasks.task_of(r)

@@ -194,7 +194,8 @@ def main(argv=None):
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
     metrics = training.open_metrics(os.path.join(args.out, "metrics.jsonl"), start) if master else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()

@@ -311,7 +311,9 @@ def _self_check():
             batch = prompt_batch(proc, chats)
             # generate builds 3-axis positions itself from the token types; the sampler never
             # samples vision tokens, so generate is told to suppress them too
-            kw = {"mm_token_type_ids": (batch["input_ids"] == proc.image_token_id).int()} if kind == "qwen2_5_vl" else {}
+            kw = {}
+            if kind == "qwen2_5_vl":
+                kw["mm_token_type_ids"] = (batch["input_ids"] == proc.image_token_id).int()
             ref = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                  max_new_tokens=16, do_sample=False, eos_token_id=proc.eos_id,
                                  pad_token_id=proc.pad_id, suppress_tokens=proc.banned_ids,
