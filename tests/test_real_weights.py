@@ -258,13 +258,13 @@ def test_one_sft_step(smol_path, smol, data, tmp_path):
 def test_one_ahpo_step_and_final_round_trip(smol_path, smol, data, tmp_path, monkeypatch):
     _, proc = smol
     saved = {}
-    real_save = vlm.save
+    real_save = vlm.modelio.save
 
     def keep(model, p, path):   # the trained model as it was when final/ was written
         if os.path.basename(path) == "final":
             saved["model"] = model
         real_save(model, p, path)
-    monkeypatch.setattr(vlm, "save", keep)
+    monkeypatch.setattr(vlm.modelio, "save", keep)   # where ahpo.py calls it
     out = tmp_path / "ahpo"
     ahpo.main(["--model", smol_path, "--records", str(data / "train/records.jsonl"),
                "--traces", str(data / "traces.jsonl"), "--out", str(out), "--steps", "1",
