@@ -28,7 +28,7 @@ Simplifications, on purpose:
   - on-policy log-probs use the sampling temperature (as the sampler did); the expert terms
     (NLL, LUFFY shaping) use temperature 1, the model's own likelihood;
   - prompts without an expert trace (exploration-only data) have xi = 0;
-  - gradients are summed across ranks by hand (vlm.all_reduce_grads), no DDP wrapper.
+  - gradients are summed across ranks by hand (training.all_reduce_grads), no DDP wrapper.
 Paper settings: N = 5, R_hat = 2, 128 prompts a step, no KL. The learning rate, lengths,
 temperature and clip values are not published; ours are defaults, not the paper's.
 """
@@ -45,10 +45,10 @@ import time
 import torch
 
 import tasks
-import vlm
 from tasks import runs
 from tasks.plot import training_curves
 from tasks.progress import Progress
+from vlm import modelio, sampler, tiny, training
 
 MODES = ("ahpo", "grpo", "static", "luffy", "sft")
 
@@ -90,10 +90,14 @@ def parse_args(argv=None):
                    help="KL to the initial model (k3); 0 = off, as the paper")
     g.add_argument("--temperature", type=runs.positive_float, default=1.0, help="rollout temperature")
     g.add_argument("--top-p", type=runs.positive_float, default=1.0, help="rollout nucleus mass")
-    g.add_argument("--lr", type=runs.positive_float, default=None, help="default 1e-6 (1e-3 for toy models)")
-    g.add_argument("--warmup", type=runs.nonneg_int, default=0, help="warmup steps (0: constant lr)")
+    g.add_argument("--lr", type=runs.positive_float, default=None,
+                   help="learning rate (default 1e-6; 1e-3 for a model under 50M parameters)")
+    g.add_argument("--warmup", type=runs.nonneg_int, default=0, help="linear warmup steps")
+    g.add_argument("--schedule", choices=training.SCHEDULES, default="constant",
+                   help="after warmup: constant, or cosine decay to 10%% of --lr at the last step")
     g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--clip", type=runs.positive_float, default=1.0, help="gradient norm clip (L2)")
+    g.add_argument("--max-grad-norm", type=runs.positive_float, default=1.0,
+                   help="clip the gradient's global L2 norm to this (the PPO ratio clip is --eps-lo/--eps-hi)")
     g.add_argument("--seed", type=int, default=0, help="prompt order and rollout seed")
     g = p.add_argument_group("budget")
     g.add_argument("--steps", type=runs.positive_int, default=20, help="optimizer steps (x epochs)")
@@ -123,25 +127,25 @@ def parse_args(argv=None):
 
 
 # settings a rerun may change and still continue the same run: they leave the maths unchanged.
-# The step budget may grow when the learning rate is constant (--warmup 0): the prompt order
+# The step budget may grow when the schedule is constant: the prompt order
 # of the first k steps does not depend on the budget (prompt_order is a prefix-stable stream).
 MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
               "quiet")
 RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
 
 
-def default_paths(a):
+def default_paths(args):
     """--model and --out when not given: AHPO continues SFT (runs/sft/final if it exists); a
     baseline gets its own folder, runs/<mode>, or runs/sft-<mode> when it starts from SFT (the
     paper's 'SFT then GRPO'), so no two Table 2 methods share a folder."""
-    if a.model is None and os.path.isdir("runs/sft/final"):
-        a.model = "runs/sft/final"
+    if args.model is None and os.path.isdir("runs/sft/final"):
+        args.model = "runs/sft/final"
         print("note: starting from runs/sft/final (sft.py's output); pass --model to start elsewhere",
               file=sys.stderr)
-    if a.out is None:
-        from_sft = a.model is not None and os.path.normpath(a.model) == os.path.normpath("runs/sft/final")
-        name = "ahpo-sft" if a.mode == "sft" else a.mode   # runs/sft is sft.py's
-        a.out = os.path.join("runs", name if a.mode == "ahpo" or not from_sft else f"sft-{name}")
+    if args.out is None:
+        from_sft = args.model is not None and os.path.normpath(args.model) == os.path.normpath("runs/sft/final")
+        name = "ahpo-sft" if args.mode == "sft" else args.mode   # runs/sft is sft.py's
+        args.out = os.path.join("runs", name if args.mode == "ahpo" or not from_sft else f"sft-{name}")
 
 
 # ---- the method's pieces, as functions a test can call ------------------------------------------
@@ -177,6 +181,24 @@ def on_policy_terms(logp, old_logp, A, mask, eps_lo, eps_hi):
     return (surrogate * mask).sum(), clip_active
 
 
+def expert_nll(logp, mask):
+    """L_off's sum: -sum_t log pi_theta(y*_t | x, y*_<t) over the expert tokens (the caller
+    divides by T_off). logp, mask: (B, L)."""
+    return -(logp * mask).sum()
+
+
+def luffy_group(R, n, A, has_expert, use_std=True):
+    """LUFFY's group: each prompt's expert trace joins its N rollouts as member N + 1 with
+    reward 1. Returns the rollouts' advantages (over the N + 1 members where the prompt has an
+    expert trace; A, the plain group's, elsewhere) and the expert member's (per prompt; 0
+    without a trace)."""
+    A, A_expert = A.clone(), torch.zeros(len(has_expert))
+    for j in has_expert.nonzero().flatten().tolist():
+        Ag = group_advantages(torch.cat([R[j * n:(j + 1) * n], torch.ones(1)]), n + 1, use_std=use_std)
+        A[j * n:(j + 1) * n], A_expert[j] = Ag[:n], Ag[-1]
+    return A, A_expert
+
+
 def luffy_terms(logp, A, mask, gamma):
     """LUFFY's off-policy member: sum_t f(pi_theta(y*_t)) A with f(p) = p / (p + gamma), no clip."""
     p = logp.exp()
@@ -190,79 +212,79 @@ def kl_k3(logp, ref_logp, mask):
 
 
 # ---- data -------------------------------------------------------------------------------------------
-def load_prompts(a, master):
-    if not os.path.exists(a.records):
-        raise SystemExit(f"error: {a.records} not found (make it with: python synth.py --split train)")
-    records, errors = tasks.read_records(a.records)
+def load_prompts(args, master):
+    if not os.path.exists(args.records):
+        raise SystemExit(f"error: {args.records} not found (make it with: python synth.py --split train)")
+    records, errors = tasks.read_records(args.records)
     for e in errors if master else ():
         print(f"warning: skipped record: {e}", file=sys.stderr)
     if not records:
-        raise SystemExit(f"error: no usable records in {a.records}")
+        raise SystemExit(f"error: no usable records in {args.records}")
     experts = {}
-    use_traces = a.traces != "none" and a.mode != "grpo"   # grpo never uses y* (xi = 0)
-    if a.traces == "none" and a.mode in ("sft", "luffy", "static"):
-        raise SystemExit(f"error: --traces none: mode {a.mode} needs expert traces")
+    use_traces = args.traces != "none" and args.mode != "grpo"   # grpo never uses y* (xi = 0)
+    if args.traces == "none" and args.mode in ("sft", "luffy", "static"):
+        raise SystemExit(f"error: --traces none: mode {args.mode} needs expert traces")
     if use_traces:
         hint = "make it with: python elicit.py" + ("; or --traces none for exploration only (xi = 0)"
-                                                    if a.mode == "ahpo" else "")
-        if not os.path.isfile(a.traces):
-            raise SystemExit(f"error: --traces {a.traces}: not found ({hint})")
-        examples, problems = vlm.read_traces(a.traces)
+                                                    if args.mode == "ahpo" else "")
+        if not os.path.isfile(args.traces):
+            raise SystemExit(f"error: --traces {args.traces}: not found ({hint})")
+        examples, problems = tasks.read_traces(args.traces)
         for pr in problems if master else ():
             print(f"warning: skipped trace: {pr}", file=sys.stderr)
         if not examples:
-            raise SystemExit(f"error: --traces {a.traces}: no usable trace ({len(problems)} lines skipped)")
+            raise SystemExit(f"error: --traces {args.traces}: no usable trace ({len(problems)} lines skipped)")
         experts = {e["id"]: e["completion"] for e in examples}
         matched = sum(r["id"] in experts for r in records)
         if not matched:
-            raise SystemExit(f"error: --traces {a.traces}: none of its {len(experts)} trace ids is a "
-                             f"prompt id of {a.records} (first trace id: {next(iter(experts))!r})")
+            raise SystemExit(f"error: --traces {args.traces}: none of its {len(experts)} trace ids is a "
+                             f"prompt id of {args.records} (first trace id: {next(iter(experts))!r})")
         if master:
-            print(f"{matched} of {len(records)} prompts have an expert trace ({a.traces}); "
+            print(f"{matched} of {len(records)} prompts have an expert trace ({args.traces}); "
                   f"the others are exploration only (xi = 0)", file=sys.stderr)
-    elif master and a.mode == "ahpo":
+    elif master and args.mode == "ahpo":
         print(f"--traces none: all {len(records)} prompts are exploration only (xi = 0)", file=sys.stderr)
-    root = os.path.dirname(os.path.abspath(a.records))
-    prompts = [{"record": r, "messages": tasks.messages_for(r, a.text_only, root),
+    root = os.path.dirname(os.path.abspath(args.records))
+    prompts = [{"record": r, "messages": tasks.messages_for(r, args.text_only, root),
                 "expert": experts.get(r["id"])} for r in records]
-    if a.mode in ("sft", "luffy", "static") and not any(p["expert"] for p in prompts):
-        raise SystemExit(f"error: mode {a.mode} needs expert traces; none matched in {a.traces}")
-    if a.mode == "sft":  # the expert term only: prompts without a trace teach nothing
+    if args.mode in ("sft", "luffy", "static") and not any(p["expert"] for p in prompts):
+        raise SystemExit(f"error: mode {args.mode} needs expert traces; none matched in {args.traces}")
+    if args.mode == "sft":  # the expert term only: prompts without a trace teach nothing
         prompts = [p for p in prompts if p["expert"]]
     if not prompts:
-        raise SystemExit(f"error: no usable prompts in {a.records}")
+        raise SystemExit(f"error: no usable prompts in {args.records}")
     return prompts
 
 
-def check_lengths(a, proc, prompts, master=True):
+def check_lengths(args, proc, prompts, master=True):
     """Refuse, before the first step, a run whose rows could be cut: the longest prompt plus
     --max-new-tokens (a rollout's answer and EOS, what the reward read, are its last tokens),
     and prompt + expert trace (its answer is at its end), must fit --max-len. With --drop-long
     the traces that do not fit are dropped (their prompts stay, without the expert term).
     Returns the prompts."""
-    P = vlm.row_lengths(proc, [p["messages"] for p in prompts], drop_images=a.text_only)
+    P = modelio.row_lengths(proc, [p["messages"] for p in prompts], drop_images=args.text_only)
     k = max(range(len(P)), key=P.__getitem__)
-    if a.mode != "sft" and P[k] + a.max_new_tokens > a.max_len:
-        raise SystemExit(f"error: {a.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
-                         f"--max-new-tokens {a.max_new_tokens} = {P[k] + a.max_new_tokens} > --max-len "
-                         f"{a.max_len}: rollouts would be cut; raise --max-len to {P[k] + a.max_new_tokens}")
+    if args.mode != "sft" and P[k] + args.max_new_tokens > args.max_len:
+        raise SystemExit(f"error: {args.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
+                         f"--max-new-tokens {args.max_new_tokens} = {P[k] + args.max_new_tokens} > --max-len "
+                         f"{args.max_len}: rollouts would be cut; raise --max-len to {P[k] + args.max_new_tokens}")
     ex = [(p, n) for p, n in zip(prompts, P) if p["expert"]]
-    if a.mode != "grpo" and ex:
-        rows = vlm.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], a.text_only)
-        long, longest = vlm.long_rows_by_task([p["record"] for p, _ in ex], rows, a.max_len)
+    if args.mode != "grpo" and ex:
+        rows = modelio.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], args.text_only)
+        long, longest = modelio.long_rows_by_task([p["record"] for p, _ in ex], rows, args.max_len)
         if long:
-            what = (f"{sum(long.values())} expert traces are longer than --max-len {a.max_len} (longest "
+            what = (f"{sum(long.values())} expert traces are longer than --max-len {args.max_len} (longest "
                     f"{longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
-            if not a.drop_long:
-                raise SystemExit(f"error: {a.traces}: {what}; raise --max-len or pass --drop-long")
+            if not args.drop_long:
+                raise SystemExit(f"error: {args.traces}: {what}; raise --max-len or pass --drop-long")
             if master:
                 print(f"note: dropped {what}: their prompts have no expert term", file=sys.stderr)
             for (p, _), n in zip(ex, rows):
-                if n > a.max_len:
+                if n > args.max_len:
                     p["expert"] = None
-            prompts = [p for p in prompts if p["expert"] or a.mode != "sft"]
+            prompts = [p for p in prompts if p["expert"] or args.mode != "sft"]
             if not prompts:
-                raise SystemExit(f"error: {a.traces}: every expert trace is longer than --max-len {a.max_len}")
+                raise SystemExit(f"error: {args.traces}: every expert trace is longer than --max-len {args.max_len}")
     return prompts
 
 
@@ -284,20 +306,21 @@ def chunk_seed(seed, step, chunk):
 
 
 # ---- one step ----------------------------------------------------------------------------------------
-def rollouts(a, model, proc, prompts, idx, step, rank, world):
-    """This rank's chunks of the step's prompts -> (rows of (prompt index, token ids, text), tokens)."""
+def rollouts(args, model, proc, prompts, idx, step, rank, world):
+    """Sample N rollouts for this rank's chunks of the step's prompts. Returns a list of rows
+    (prompt index, completion token ids, completion text), N consecutive rows per prompt."""
     P = len(idx)
-    chunk = a.rollout_chunk or P // world
+    chunk = args.rollout_chunk or P // world
     chunks = [idx[c:c + chunk] for c in range(0, P, chunk)]
     mine = [(k, c) for k, c in enumerate(chunks) if k * world // len(chunks) == rank]
     rows = []
     model.eval()
     for k, c in mine:
-        batch = vlm.prompt_batch(proc, [prompts[i]["messages"] for i in c], drop_images=a.text_only)
-        out = vlm.sample(model, proc, batch, n=a.n, max_new_tokens=a.max_new_tokens,
-                         temperature=a.temperature, top_p=a.top_p, seed=chunk_seed(a.seed, step, k))
+        batch = modelio.prompt_batch(proc, [prompts[i]["messages"] for i in c], drop_images=args.text_only)
+        out = sampler.sample(model, proc, batch, n=args.n, max_new_tokens=args.max_new_tokens,
+                             temperature=args.temperature, top_p=args.top_p, seed=chunk_seed(args.seed, step, k))
         for r, (ids, text) in enumerate(zip(out.ids, out.texts)):
-            rows.append((c[r // a.n], ids, text))
+            rows.append((c[r // args.n], ids, text))
     model.train()
     return rows
 
@@ -307,184 +330,173 @@ def micro_batches(proc, items, size, max_len, drop_images):
     out = []
     for k in range(0, len(items), size):
         part = items[k:k + size]
-        tb = vlm.train_batch(proc, [m for m, _, _ in part], [c for _, c, _ in part],
-                             drop_images=drop_images, max_len=max_len)
+        tb = modelio.train_batch(proc, [m for m, _, _ in part], [c for _, c, _ in part],
+                                 drop_images=drop_images, max_len=max_len)
         out.append((tb, [e for _, _, e in part]))
     return out
 
 
 def main(argv=None):
-    a = parse_args(argv)
-    rank, world, device = vlm.dist_init(a.device)
+    args = parse_args(argv)
+    rank, world, device = training.dist_init(args.device)
     master = rank == 0
-    if a.prompts_per_step % world:
-        raise SystemExit(f"error: --prompts-per-step {a.prompts_per_step} is not divisible by {world} ranks")
-    if a.rollout_chunk and (a.prompts_per_step // world) % a.rollout_chunk:
+    if args.prompts_per_step % world:
+        raise SystemExit(f"error: --prompts-per-step {args.prompts_per_step} is not divisible by {world} ranks")
+    if args.rollout_chunk and (args.prompts_per_step // world) % args.rollout_chunk:
         raise SystemExit("error: --rollout-chunk must divide the prompts of a rank")
-    if a.max_new_tokens >= a.max_len:  # before the model loads: no prompt fits beside the rollout
-        raise SystemExit(f"error: --max-new-tokens {a.max_new_tokens} leaves no room for a prompt in "
-                         f"--max-len {a.max_len}: rollouts would be cut before the loss")
-    torch.manual_seed(a.seed)
-    default_paths(a)
-    if a.model is not None:
-        runs.check_model(a.model)
+    if args.max_new_tokens >= args.max_len:  # before the model loads: no prompt fits beside the rollout
+        raise SystemExit(f"error: --max-new-tokens {args.max_new_tokens} leaves no room for a prompt in "
+                         f"--max-len {args.max_len}: rollouts would be cut before the loss")
+    torch.manual_seed(args.seed)
+    default_paths(args)
+    if args.model is not None:
+        runs.check_model(args.model)
         # a text-only model gets the text questions (the state in words), read from its config
-        a.text_only = a.text_only or runs.model_type(a.model) != "qwen2_5_vl"
+        args.text_only = args.text_only or runs.model_type(args.model) != "qwen2_5_vl"
     # ---- data first: a bad file is reported before a model is built ----------------------------
-    prompts = load_prompts(a, master)
+    prompts = load_prompts(args, master)
 
-    # ---- the run folder: continue only a run made with the same settings -----------------------
-    start_model = a.model if a.model is not None else f"tiny offline model, seed {a.seed}"
-    settings = runs.settings(a, inputs={"records": a.records, "traces": a.traces}, model=start_model)
-    runs.check(a.out, settings, may_differ=MAY_DIFFER, may_grow=("steps",) if a.warmup == 0 else (),
-               overwrite=a.no_resume)
-    if world > 1:
-        torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
-    if master:
-        if a.no_resume:
-            runs.clear(a.out, RUN_OUTPUTS)
-        runs.write(a.out, settings)
-    if world > 1:
-        torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
+    # ---- the run folder: continue only a run made with the same settings (run.json is written
+    # once every check has passed, below) ------------------------------------------------------
+    start_model = args.model if args.model is not None else f"tiny offline model, seed {args.seed}"
+    settings = runs.settings(args, inputs={"records": args.records, "traces": args.traces}, model=start_model)
+    runs.check(args.out, settings, may_differ=MAY_DIFFER, may_grow=("steps",) if args.schedule == "constant" else (),
+               overwrite=args.no_resume)
 
-    resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
-    if a.model is None:
-        a.model = os.path.join(a.out, "tiny-base")
-        if master and not os.path.isdir(a.model):
-            vlm.make_tiny(a.model, seed=a.seed)
+    resume = None if args.no_resume else training.latest_checkpoint(args.out)
+    if args.model is None:
+        args.model = os.path.join(args.out, "tiny-base")
+        if master and not os.path.isdir(args.model):
+            tiny.make_tiny(args.model, seed=args.seed)
         if world > 1:  # on every rank: one that found the folder already built still waits here
             torch.distributed.barrier()
-    dtype = getattr(torch, a.dtype) if a.dtype else None
-    pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
-    model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
-    drop = a.text_only or proc.kind != "qwen2_5_vl"
-    a.text_only = drop
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    pix = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
+    model, proc = modelio.load(resume or args.model, device=device, dtype=dtype, **pix)
+    drop = args.text_only or proc.kind != "qwen2_5_vl"
+    args.text_only = drop
     ref = None
-    if a.kl_coef > 0:  # the reference is the starting model, frozen
-        ref, _ = vlm.load(a.model, device=device, dtype=dtype, **pix)
+    if args.kl_coef > 0:  # the reference is the starting model, frozen
+        ref, _ = modelio.load(args.model, device=device, dtype=dtype, **pix)
         ref.requires_grad_(False)
-    params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
-    lr = a.lr if a.lr is not None else vlm.default_lr(model, big=1e-6, small=1e-3)
-    opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
+    params = training.trainable(model, args.freeze_vision, args.grad_checkpointing)
+    lr = args.lr if args.lr is not None else training.default_lr(model, big=1e-6, small=1e-3)
+    opt = training.make_optimizer(params, lr, args.weight_decay, args.zero, world)
 
-    prompts = check_lengths(a, proc, prompts, master)
-    schedule = prompt_order(len(prompts), a.prompts_per_step, a.steps, a.seed)
+    prompts = check_lengths(args, proc, prompts, master)
+    training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
+    schedule = prompt_order(len(prompts), args.prompts_per_step, args.steps, args.seed)
     start = 0
     if resume:
-        start = vlm.resume(resume, opt, rank, world)["step"]
+        start = training.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
-    os.makedirs(a.out, exist_ok=True)
-    metrics = vlm.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
+    os.makedirs(args.out, exist_ok=True)
+    metrics = training.open_metrics(os.path.join(args.out, "metrics.jsonl"), start) if master else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    n = 0 if a.mode == "sft" else a.n
-    bar = Progress(a.steps, f"ahpo [{a.mode}]", unit="step", quiet=a.quiet or not master, start=start)
+    n = 0 if args.mode == "sft" else args.n
+    bar = Progress(args.steps, f"ahpo [{args.mode}]", unit="step", quiet=args.quiet or not master, start=start)
     t_start, n_tokens = time.perf_counter(), 0.0   # tokens sampled + tokens trained on, this process
 
-    for step in range(start, a.steps):
+    for step in range(start, args.steps):
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = lr_now = vlm.lr_at(step, a.steps, lr, a.warmup) if a.warmup else lr
+            g["lr"] = lr_now = training.lr_at(step, args.steps, lr, args.warmup, args.schedule)
         idx = schedule[step]
         per_rank = len(idx) // world
         my_idx = idx[rank * per_rank:(rank + 1) * per_rank]
 
         # 1. rollouts: N per prompt, from pi_old (the current weights)
-        rows = rollouts(a, model, proc, prompts, idx, step, rank, world) if n else []
+        rows = rollouts(args, model, proc, prompts, idx, step, rank, world) if n else []
         t1 = time.perf_counter()
         # 2. rewards by the verifier (malformed output scores 0, never raises)
         R = torch.tensor([float(tasks.score(text, prompts[i]["record"])) for i, _, text in rows])
         t2 = time.perf_counter()
         # 3. group-normalised advantages and 4. the gate xi, per prompt of this rank
         has_expert = torch.tensor([prompts[i]["expert"] is not None for i in my_idx])
+        xi = gate(R, n, args.r_hat, args.mode, has_expert)
         if n:
-            A = group_advantages(R, n, use_std=not a.no_std)
-            xi = gate(R, n, a.r_hat, a.mode, has_expert)
-            zero_var = (R.view(-1, n).std(1, unbiased=False) == 0).float()
+            A = group_advantages(R, n, use_std=not args.no_std)
+            zero_var = (A.view(-1, n) == 0).all(1).float()   # all rewards equal: A = 0 for the group
         else:
-            A, xi, zero_var = torch.zeros(0), gate(R, 0, a.r_hat, a.mode, has_expert), torch.zeros(len(my_idx))
-        on_items = [(prompts[i]["messages"], ids, float(A[k])) for k, (i, ids, _) in enumerate(rows)]
+            A, zero_var = torch.zeros(0), torch.zeros(len(my_idx))
         luffy_items = []
-        if a.mode == "luffy":
-            # the expert joins its group with reward 1: advantages over the N + 1 members
-            for j, i in enumerate(my_idx):
-                if prompts[i]["expert"] is None:
-                    continue
-                g = torch.cat([R[j * n:(j + 1) * n], torch.ones(1)])
-                Ag = group_advantages(g, n + 1, use_std=not a.no_std)
-                for k in range(n):
-                    on_items[j * n + k] = on_items[j * n + k][:2] + (float(Ag[k]),)
-                luffy_items.append((prompts[i]["messages"], prompts[i]["expert"], float(Ag[-1])))
+        if args.mode == "luffy":
+            A, A_expert = luffy_group(R, n, A, has_expert, use_std=not args.no_std)
+            luffy_items = [(prompts[i]["messages"], prompts[i]["expert"], float(A_expert[j]))
+                           for j, i in enumerate(my_idx) if has_expert[j]]
+        on_items = [(prompts[i]["messages"], ids, float(A[k])) for k, (i, ids, _) in enumerate(rows)]
+        # the expert traces of prompts with xi = 1; a prompt with xi = 0 has no L_off term, so
+        # its trace is not run at all
         off_items = [(prompts[i]["messages"], prompts[i]["expert"], 1.0)
                      for j, i in enumerate(my_idx) if xi[j] > 0]
 
-        on_mb = micro_batches(proc, on_items, a.micro_batch_size, a.max_len, drop)
-        lf_mb = micro_batches(proc, luffy_items, a.micro_batch_size, a.max_len, drop)
-        off_mb = micro_batches(proc, off_items, a.micro_batch_size, a.max_len, drop)
+        on_mb = micro_batches(proc, on_items, args.micro_batch_size, args.max_len, drop)
+        lf_mb = micro_batches(proc, luffy_items, args.micro_batch_size, args.max_len, drop)
+        off_mb = micro_batches(proc, off_items, args.micro_batch_size, args.max_len, drop)
         # 5. token counts of the WHOLE global batch, before any backward pass
         count = lambda mbs: float(sum(int(tb["completion_mask"].sum()) for tb, _ in mbs))  # noqa: E731
-        T_on = vlm.all_reduce_sum(count(on_mb) + count(lf_mb), world)
-        T_off = vlm.all_reduce_sum(count(off_mb), world)
+        T_on = training.all_reduce_sum(count(on_mb) + count(lf_mb), world)
+        T_off = training.all_reduce_sum(count(off_mb), world)
         # old log-probs: only needed when the batch is optimised more than once
         old = []
-        if a.epochs > 1:
+        if args.epochs > 1:
             with torch.no_grad(), autocast:
                 for tb, _ in on_mb:
-                    old.append(vlm.logprobs(model, tb, temperature=a.temperature)[0].detach())
+                    old.append(modelio.logprobs(model, tb, temperature=args.temperature)[0].detach())
         refs = []
         if ref is not None:
             with torch.no_grad(), autocast:
-                refs = [vlm.logprobs(ref, tb, temperature=a.temperature)[0] for tb, _ in on_mb]
+                refs = [modelio.logprobs(ref, tb, temperature=args.temperature)[0] for tb, _ in on_mb]
 
-        # 6. the loss, L = xi * L_off + L_on, and one optimizer step per epoch
+        # 6. the loss, L = xi * L_off + L_on, and one optimizer step per epoch. Each term is
+        # divided by the token count of its WHOLE global batch (T_on, T_off), so the micro-batches
+        # of all ranks add up to the gradient of one big batch. A micro-batch holds one kind of
+        # row: rollouts and LUFFY's expert members make L_on, expert traces (xi = 1) make L_off.
+        parts = ([("rollouts", k, mb) for k, mb in enumerate(on_mb)] + [("luffy", k, mb) for k, mb in enumerate(lf_mb)]
+                 + [("expert", k, mb) for k, mb in enumerate(off_mb)])
         stats = dict(on=0.0, off=0.0, clip=0.0, ent=0.0, kl=0.0)
-        for epoch in range(a.epochs):
-            for k, (tb, advs) in enumerate(on_mb):
+        for epoch in range(args.epochs):
+            for kind, k, (tb, advs) in parts:
                 mask = tb["completion_mask"].to(device).float()
-                with autocast:
-                    logp, ent = vlm.logprobs(model, tb, temperature=a.temperature)
-                old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
-                adv = torch.tensor(advs, device=device)
-                surr, clipped = on_policy_terms(logp, old_logp, adv, mask, a.eps_lo, a.eps_hi)
-                loss = -surr / max(T_on, 1.0)
-                if ref is not None:
-                    kl = kl_k3(logp, refs[k], mask)
-                    loss = loss + a.kl_coef * kl / max(T_on, 1.0)
-                    stats["kl"] += kl.item() if epoch == 0 else 0.0
+                with autocast:  # on-policy rows: the sampling temperature; expert tokens: the model's own (T = 1)
+                    logp, ent = modelio.logprobs(model, tb, temperature=args.temperature if kind == "rollouts" else 1.0)
+                xi_mb, L_off, L_on = 0.0, 0.0, 0.0   # xi_mb: the xi of this micro-batch's prompts
+                if kind == "rollouts":
+                    old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
+                    surr, clipped = on_policy_terms(logp, old_logp, torch.tensor(advs, device=device), mask,
+                                                    args.eps_lo, args.eps_hi)
+                    L_on = -surr / max(T_on, 1.0)
+                    if ref is not None:
+                        kl = kl_k3(logp, refs[k], mask)
+                        L_on = L_on + args.kl_coef * kl / max(T_on, 1.0)
+                        stats["kl"] += kl.item() if epoch == 0 else 0.0
+                    if epoch == 0:
+                        stats["clip"] += clipped.item()
+                        stats["ent"] += (ent * mask).sum().item()
+                elif kind == "luffy":
+                    L_on = -luffy_terms(logp, torch.tensor(advs, device=device), mask, args.gamma) / max(T_on, 1.0)
+                else:
+                    xi_mb, L_off = 1.0, expert_nll(logp, mask) / max(T_off, 1.0)   # only xi = 1 prompts have rows
+                loss = xi_mb * L_off + L_on
                 loss.backward()
                 if epoch == 0:
-                    stats["on"] += loss.item()
-                    stats["clip"] += clipped.item()
-                    stats["ent"] += (ent * mask).sum().item()
-            for tb, advs in lf_mb:
-                mask = tb["completion_mask"].to(device).float()
-                with autocast:
-                    logp, _ = vlm.logprobs(model, tb, temperature=1.0)
-                loss = -luffy_terms(logp, torch.tensor(advs, device=device), mask, a.gamma) / max(T_on, 1.0)
-                loss.backward()
-                stats["on"] += loss.item() if epoch == 0 else 0.0
-            for tb, _ in off_mb:
-                mask = tb["completion_mask"].to(device).float()
-                with autocast:
-                    logp, _ = vlm.logprobs(model, tb, temperature=1.0)
-                loss = -(logp * mask).sum() / max(T_off, 1.0)   # xi = 1 for every prompt here
-                loss.backward()
-                stats["off"] += loss.item() if epoch == 0 else 0.0
-            vlm.all_reduce_grads(params, world)
-            gnorm = torch.nn.utils.clip_grad_norm_(params, a.clip).item()
+                    stats["on" if kind != "expert" else "off"] += loss.item()
+            training.all_reduce_grads(params, world)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm).item()
             opt.step()
             opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
 
         # 7. log: the same keys every step
-        tot = lambda x: vlm.all_reduce_sum(float(x), world)  # noqa: E731
+        tot = lambda x: training.all_reduce_sum(float(x), world)  # noqa: E731
         n_roll = tot(len(rows))
         roll_tokens = tot(sum(len(ids) for _, ids, _ in rows))
-        row = {"step": step + 1, "mode": a.mode, "lr": lr_now,
+        row = {"step": step + 1, "mode": args.mode, "lr": lr_now,
                "reward_mean": tot(R.sum()) / max(n_roll, 1.0),
-               "xi_rate": tot(xi.sum()) / a.prompts_per_step,
-               "zero_var_rate": tot(zero_var.sum()) / a.prompts_per_step if n else 0.0,
+               "xi_rate": tot(xi.sum()) / args.prompts_per_step,
+               "zero_var_rate": tot(zero_var.sum()) / args.prompts_per_step if n else 0.0,
                "clip_frac": tot(stats["clip"]) / max(T_on, 1.0),
                "entropy": tot(stats["ent"]) / max(T_on, 1.0),
                "kl": tot(stats["kl"]) / max(T_on, 1.0),
@@ -492,29 +504,29 @@ def main(argv=None):
                "loss_on": tot(stats["on"]), "loss_off": tot(stats["off"]), "grad_norm": gnorm,
                "tokens_on": T_on, "tokens_off": T_off,
                "rollout_tok_s": roll_tokens / max(t1 - t0, 1e-9),
-               "train_tok_s": (T_on + T_off) * a.epochs / max(t3 - t2, 1e-9),
+               "train_tok_s": (T_on + T_off) * args.epochs / max(t3 - t2, 1e-9),
                "t_sample": t1 - t0, "t_score": t2 - t1, "t_train": t3 - t2}
         if master:
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-            n_tokens += roll_tokens + (T_on + T_off) * a.epochs
-            bar.log(step + 1, f"step {step + 1}/{a.steps} [{a.mode}] reward {row['reward_mean']:.3f} "
+            n_tokens += roll_tokens + (T_on + T_off) * args.epochs
+            bar.log(step + 1, f"step {step + 1}/{args.steps} [{args.mode}] reward {row['reward_mean']:.3f} "
                     f"xi {row['xi_rate']:.2f} zero-var {row['zero_var_rate']:.2f} "
                     f"len {row['response_len']:.0f} on {row['loss_on']:+.4f} off {row['loss_off']:.4f} "
                     f"| sample {t1 - t0:.1f}s score {t2 - t1:.1f}s train {t3 - t2:.1f}s "
                     f"| {n_tokens / (time.perf_counter() - t_start):.0f} tok/s sampled+trained, running")
         done = step + 1
-        if done % a.save_every == 0 or done == a.steps:
-            vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
+        if done % args.save_every == 0 or done == args.steps:
+            training.checkpoint(args.out, done, model, proc, opt, vars(args), rank, world, keep=args.keep)
             if master:   # reward, xi, entropy, length, L_on / L_off, grad norm, lr: runs/ahpo/curves.png
-                training_curves(os.path.join(a.out, "metrics.jsonl"))
+                training_curves(os.path.join(args.out, "metrics.jsonl"))
     if master:
         model.eval()
-        vlm.save(model, proc, os.path.join(a.out, "final"))
+        modelio.save(model, proc, os.path.join(args.out, "final"))
         metrics.close()
-        print(f"done: wrote {a.out}/final", file=sys.stderr)
-    vlm.dist_close()
-    return a.out
+        print(f"done: wrote {args.out}/final", file=sys.stderr)
+    training.dist_close()
+    return args.out
 
 
 if __name__ == "__main__":

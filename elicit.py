@@ -101,15 +101,15 @@ def parse_args(argv=None):
                    help="start afresh: remove the traces, rejects and report of an earlier run "
                         "(the reply cache is kept: it is keyed by the request)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    a = p.parse_args(argv)
-    if a.attempts is None:
-        a.attempts = 1 if a.rewriter == "none" else 4
-    if a.rewriter == "endpoint" and not a.url:
+    args = p.parse_args(argv)
+    if args.attempts is None:
+        args.attempts = 1 if args.rewriter == "none" else 4
+    if args.rewriter == "endpoint" and not args.url:
         p.error("--rewriter endpoint needs --url")
-    if a.rewriter == "model" and not a.model:
+    if args.rewriter == "model" and not args.model:
         p.error("--rewriter model needs --model")
-    a.cache = a.cache or re.sub(r"\.jsonl$", "", a.out) + ".cache.jsonl"
-    return a
+    args.cache = args.cache or re.sub(r"\.jsonl$", "", args.out) + ".cache.jsonl"
+    return args
 
 
 # ---- skeleton -> text -----------------------------------------------------------------------
@@ -162,63 +162,63 @@ def normalise_reply(content: str, reasoning: str | None = None) -> str:
 
 
 # ---- rewriters ------------------------------------------------------------------------------
-def preflight(a):
+def preflight(args):
     """One request before the pool: an endpoint that does not answer fails the run in
     seconds, with one line, instead of after every record's retries."""
-    url = a.url.rstrip("/") + "/models"
-    headers = {"Authorization": f"Bearer {a.api_key}"} if a.api_key else {}
+    url = args.url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                    timeout=min(a.timeout, 10.0)) as r:
+                                    timeout=min(args.timeout, 10.0)) as r:
             r.read()
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
-            sys.exit(f"error: --url {a.url}: the endpoint refused us (HTTP {e.code}); check --api-key")
+            sys.exit(f"error: --url {args.url}: the endpoint refused us (HTTP {e.code}); check --api-key")
         # any other answer (e.g. 404: no /models route) means a server is there
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        sys.exit(f"error: --url {a.url}: the endpoint does not answer ({type(e).__name__}: {reason})")
+        sys.exit(f"error: --url {args.url}: the endpoint does not answer ({type(e).__name__}: {reason})")
 
 
 class EndpointRewriter:
     """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...), standard library only."""
 
-    def __init__(self, a):
-        self.a, self.lock = a, threading.Lock()
+    def __init__(self, args):
+        self.args, self.lock = args, threading.Lock()
         self.cache, self.hits, self.calls, self.retried = {}, 0, 0, 0
-        if os.path.exists(a.cache):
-            with open(a.cache, encoding="utf-8") as f:
+        if os.path.exists(args.cache):
+            with open(args.cache, encoding="utf-8") as f:
                 for i, line in enumerate(f, 1):
                     try:
                         obj = json.loads(line)
                         self.cache[obj["key"]] = obj["reply"]
                     except (ValueError, KeyError, TypeError):
-                        print(f"warning: {a.cache}:{i}: unreadable cache line ignored", file=sys.stderr)
+                        print(f"warning: {args.cache}:{i}: unreadable cache line ignored", file=sys.stderr)
 
     def request(self, messages, attempt):
-        a = self.a
-        payload = {"model": a.endpoint_model, "messages": messages, "temperature": a.temperature,
-                   "max_tokens": a.max_new_tokens, "seed": attempt}
+        args = self.args
+        payload = {"model": args.endpoint_model, "messages": messages, "temperature": args.temperature,
+                   "max_tokens": args.max_new_tokens, "seed": attempt}
         key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         with self.lock:
             if key in self.cache:
                 self.hits += 1
                 return self.cache[key]
-        url = a.url.rstrip("/") + "/chat/completions"
+        url = args.url.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json"}
-        if a.api_key:
-            headers["Authorization"] = f"Bearer {a.api_key}"
+        if args.api_key:
+            headers["Authorization"] = f"Bearer {args.api_key}"
         last = None
-        for k in range(a.retries + 1):
+        for k in range(args.retries + 1):
             if k:
                 with self.lock:
                     self.retried += 1
-                time.sleep(a.backoff * 2 ** (k - 1) * (1 + 0.1 * random.random()))
+                time.sleep(args.backoff * 2 ** (k - 1) * (1 + 0.1 * random.random()))
             try:
                 with self.lock:
                     self.calls += 1
                 req = urllib.request.Request(url, json.dumps(payload).encode(), headers)
-                with urllib.request.urlopen(req, timeout=a.timeout) as r:
+                with urllib.request.urlopen(req, timeout=args.timeout) as r:
                     body = json.loads(r.read().decode("utf-8"))
                 msg = body["choices"][0]["message"]
                 reply = normalise_reply(msg.get("content") or "", msg.get("reasoning_content"))
@@ -231,16 +231,16 @@ class EndpointRewriter:
                     IndexError, TypeError) as e:
                 last = f"{type(e).__name__}: {e}"
         else:
-            raise RuntimeError(f"endpoint failed after {a.retries + 1} tries: {last}")
+            raise RuntimeError(f"endpoint failed after {args.retries + 1} tries: {last}")
         with self.lock:
             self.cache[key] = reply
-            with open(a.cache, "a", encoding="utf-8") as f:
+            with open(args.cache, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
         return reply
 
     def rewrite_many(self, jobs):
         """jobs: [(key, messages, attempt)] -> yields (key, reply or None, error or None)."""
-        with ThreadPoolExecutor(self.a.concurrency) as ex:
+        with ThreadPoolExecutor(self.args.concurrency) as ex:
             futs = {ex.submit(self.request, m, att): key for key, m, att in jobs}
             for fu in as_completed(futs):
                 try:
@@ -250,23 +250,24 @@ class EndpointRewriter:
 
 
 class ModelRewriter:
-    """A local model run with the project's own sampler (vlm.sample), in batches."""
+    """A local model run with the project's own sampler (vlm/sampler.py), in batches."""
 
-    def __init__(self, a):
-        import vlm
-        self.a, self.vlm = a, vlm
-        self.model, self.proc = vlm.load(a.model, device=a.device)
+    def __init__(self, args):
+        # torch only where a model runs: the rule-based and endpoint rewriters never import it
+        from vlm import modelio, sampler
+        self.args, self.modelio, self.sampler = args, modelio, sampler
+        self.model, self.proc = modelio.load(args.model, device=args.device)
         self.tokenizer = self.proc.tokenizer
 
     def rewrite_many(self, jobs):
         import torch
-        a = self.a
-        for b in range(0, len(jobs), a.batch_size):
-            chunk = jobs[b:b + a.batch_size]
-            batch = self.vlm.prompt_batch(self.proc, [m for _, m, _ in chunk])
+        args = self.args
+        for b in range(0, len(jobs), args.batch_size):
+            chunk = jobs[b:b + args.batch_size]
+            batch = self.modelio.prompt_batch(self.proc, [m for _, m, _ in chunk])
             with torch.no_grad():
-                out = self.vlm.sample(self.model, self.proc, batch, n=1, max_new_tokens=a.max_new_tokens,
-                                      temperature=a.temperature, seed=1000 * chunk[0][2] + b)
+                out = self.sampler.sample(self.model, self.proc, batch, n=1, max_new_tokens=args.max_new_tokens,
+                                          temperature=args.temperature, seed=1000 * chunk[0][2] + b)
             for (key, _, _), text in zip(chunk, out.texts):
                 yield key, normalise_reply(text), None
 
@@ -296,16 +297,16 @@ def judge(trace, record, task, state, max_tokens):
     return True, "kept"
 
 
-def trace_record(record, trace, a, rewriter_name, root_rel):
-    user = tasks.messages_for(record, text_only=a.text_only, root=root_rel)
+def trace_record(record, trace, args, rewriter_name, root_rel):
+    user = tasks.messages_for(record, text_only=args.text_only, root=root_rel)
     return {**record, "messages": user + [{"role": "assistant", "content": trace}],
             "trace": trace, "rewriter": rewriter_name, "n_tokens": n_tokens(trace), "verified": True}
 
 
-def report(a, out_dir):
+def report(args, out_dir):
     """Per task: kept, rejected by reason, mean length; from the files on disk (all runs)."""
     kept, rej, lens = Counter(), defaultdict(Counter), defaultdict(list)
-    for path, is_kept in ((a.out, True), (rejects_path(a), False)):
+    for path, is_kept in ((args.out, True), (rejects_path(args), False)):
         if not os.path.exists(path):
             continue
         with open(path, encoding="utf-8") as f:
@@ -320,7 +321,7 @@ def report(a, out_dir):
                 else:
                     rej[obj["task"]][obj["reason"]] += 1
     reasons = ("wrong answer", "no answer", "too long")
-    lines = ["# SERG traces", "", f"rewriter: {a.rewriter}; file: {a.out}", "",
+    lines = ["# SERG traces", "", f"rewriter: {args.rewriter}; file: {args.out}", "",
              "| task | kept | " + " | ".join(reasons) + " | kept % | mean tokens |",
              "|---|---|" + "---|" * len(reasons) + "---|---|"]
     tot_k, tot_r = 0, Counter()
@@ -335,23 +336,23 @@ def report(a, out_dir):
     n = tot_k + sum(tot_r.values())
     lines.append(f"| **all** | {tot_k} | " + " | ".join(str(tot_r[x]) for x in reasons)
                  + f" | {100 * tot_k / max(n, 1):.1f} | |")
-    path = report_path(a)
+    path = report_path(args)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path, tot_k, tot_r
 
 
-def rejects_path(a):
-    return re.sub(r"\.jsonl$", "", a.out) + ".rejects.jsonl"
+def rejects_path(args):
+    return re.sub(r"\.jsonl$", "", args.out) + ".rejects.jsonl"
 
 
-def report_path(a):
-    out_dir = os.path.dirname(os.path.abspath(a.out))
-    return os.path.join(out_dir, re.sub(r"\.jsonl$", "", os.path.basename(a.out)) + "_report.md")
+def report_path(args):
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    return os.path.join(out_dir, re.sub(r"\.jsonl$", "", os.path.basename(args.out)) + "_report.md")
 
 
-def run_json_path(a):
-    return re.sub(r"\.jsonl$", "", a.out) + ".run.json"
+def run_json_path(args):
+    return re.sub(r"\.jsonl$", "", args.out) + ".run.json"
 
 
 # settings a rerun may change and still add to the same traces file: where and how fast
@@ -362,51 +363,52 @@ MAY_DIFFER = ("limit", "url", "concurrency", "timeout", "retries", "backoff", "c
 
 
 def main(argv=None):
-    a = parse_args(argv)
-    if not os.path.exists(a.records):
-        sys.exit(f"error: {a.records} not found (make it with: python synth.py --split train)")
-    records, errors = read_records(a.records)
+    args = parse_args(argv)
+    if not os.path.exists(args.records):
+        sys.exit(f"error: {args.records} not found (make it with: python synth.py --split train)")
+    records, errors = read_records(args.records)
     for e in errors:
         print(f"warning: skipped record: {e}", file=sys.stderr)
-    if a.limit:
-        records = records[:a.limit]
+    if args.limit:
+        records = records[:args.limit]
     if not records:
-        sys.exit(f"error: {a.records}: no usable record ({len(errors)} skipped)")
-    if a.rewriter == "model":
-        runs.check_model(a.model)
+        sys.exit(f"error: {args.records}: no usable record ({len(errors)} skipped)")
+    if args.rewriter == "model":
+        runs.check_model(args.model)
     # the traces file continues only an earlier run made the same way (its run.json beside it)
-    run_file = run_json_path(a)
-    settings = runs.settings(a, inputs={"records": a.records}, skip=("out", "api_key"),
-                             model=a.model if a.rewriter == "model" else None)
-    unused = () if a.rewriter != "none" else ("temperature", "max_new_tokens", "model", "batch_size",
+    run_file = run_json_path(args)
+    settings = runs.settings(args, inputs={"records": args.records}, skip=("out", "api_key"),
+                             model=args.model if args.rewriter == "model" else None)
+    unused = () if args.rewriter != "none" else ("temperature", "max_new_tokens", "model", "batch_size",
                                               "endpoint_model")
-    runs.check(None, settings, may_differ=MAY_DIFFER + unused, overwrite=a.overwrite, run_file=run_file)
-    if a.rewriter == "endpoint" and (a.overwrite or {r["id"] for r in records}
-                                     - load_done(a.out) - load_done(rejects_path(a))):
-        preflight(a)   # before anything is written: a dead endpoint leaves the folder as it was
-    if a.overwrite:
-        for path in (a.out, rejects_path(a), report_path(a), run_file):
+    runs.check(None, settings, may_differ=MAY_DIFFER + unused, overwrite=args.overwrite, run_file=run_file)
+    if args.rewriter == "endpoint" and (args.overwrite or {r["id"] for r in records}
+                                     - load_done(args.out) - load_done(rejects_path(args))):
+        preflight(args)   # before anything is written: a dead endpoint leaves the folder as it was
+    if args.overwrite:
+        for path in (args.out, rejects_path(args), report_path(args), run_file):
             if os.path.exists(path):
                 os.remove(path)
-    out_dir = os.path.dirname(os.path.abspath(a.out))
+    out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     runs.write(None, settings, run_file=run_file)
     # images in `messages` are stored relative to the traces file, where sft.py resolves them
-    rec_root = os.path.dirname(os.path.abspath(a.records))
+    rec_root = os.path.dirname(os.path.abspath(args.records))
     root_rel = os.path.relpath(rec_root, out_dir)
-    done = load_done(a.out) | load_done(rejects_path(a))
+    done = load_done(args.out) | load_done(rejects_path(args))
     todo = [r for r in records if r["id"] not in done]
     print(f"{len(records)} records, {len(records) - len(todo)} done before, {len(todo)} to do",
           file=sys.stderr)
     for r in todo:  # a missing image is reported, not silently trained on without it
-        if not a.text_only:
+        if not args.text_only:
             missing = [p for p in record_images(r, rec_root) if not os.path.exists(p)]
             if missing:
-                print(f"warning: {a.records}: record {r['id']}: field 'images': missing {missing[0]}",
+                print(f"warning: {args.records}: record {r['id']}: field 'images': missing {missing[0]}",
                       file=sys.stderr)
-    rewriter = {"none": None, "endpoint": EndpointRewriter, "model": ModelRewriter}[a.rewriter]
-    rewriter = rewriter(a) if rewriter else None
-    name = a.rewriter if a.rewriter == "none" else f"{a.rewriter}:{a.endpoint_model if a.rewriter == 'endpoint' else a.model}"
+    rewriter = {"none": None, "endpoint": EndpointRewriter, "model": ModelRewriter}[args.rewriter]
+    rewriter = rewriter(args) if rewriter else None
+    who = args.endpoint_model if args.rewriter == "endpoint" else args.model
+    name = args.rewriter if args.rewriter == "none" else f"{args.rewriter}:{who}"
     info = {}
     for r in todo:
         task = tasks.task_of(r)
@@ -417,9 +419,9 @@ def main(argv=None):
     n_kept, n_rej, n_err = 0, 0, 0
     pending = list(info)
     last_reason = {}
-    bar = Progress(len(pending), "elicit", unit="inst", quiet=a.quiet)
-    with open(a.out, "a", encoding="utf-8") as fk, open(rejects_path(a), "a", encoding="utf-8") as fr:
-        for attempt in range(a.attempts):
+    bar = Progress(len(pending), "elicit", unit="inst", quiet=args.quiet)
+    with open(args.out, "a", encoding="utf-8") as fk, open(rejects_path(args), "a", encoding="utf-8") as fr:
+        for attempt in range(args.attempts):
             if not pending:
                 break
             if rewriter is None:
@@ -442,26 +444,26 @@ def main(argv=None):
                     print(f"warning: {r['id']}: rewriter error: {err} (will retry on rerun)", file=sys.stderr)
                     bar.update(n_kept + n_rej + n_err, kept=n_kept, rejected=n_rej, errors=n_err)
                     continue
-                ok, reason = judge(trace, r, task, state, a.max_trace_tokens)
+                ok, reason = judge(trace, r, task, state, args.max_trace_tokens)
                 if ok:
-                    fk.write(json.dumps(trace_record(r, trace, a, name, root_rel), ensure_ascii=False) + "\n")
+                    fk.write(json.dumps(trace_record(r, trace, args, name, root_rel), ensure_ascii=False) + "\n")
                     fk.flush()
                     n_kept += 1
                 else:
                     last_reason[rid] = (reason, trace)
                     still.append(rid)
                 # done: kept, failed for good (last attempt), or a rewriter error (retried on rerun)
-                rej = n_rej + (len(still) if attempt == a.attempts - 1 else 0)
+                rej = n_rej + (len(still) if attempt == args.attempts - 1 else 0)
                 bar.update(n_kept + rej + n_err, kept=n_kept, rejected=rej, errors=n_err)
-            for rid in still if attempt == a.attempts - 1 else ():
+            for rid in still if attempt == args.attempts - 1 else ():
                 reason, trace = last_reason[rid]
                 fr.write(json.dumps({"id": rid, "task": info[rid][1].name, "reason": reason,
-                                     "attempts": a.attempts, "trace": trace[:4000]}, ensure_ascii=False) + "\n")
+                                     "attempts": args.attempts, "trace": trace[:4000]}, ensure_ascii=False) + "\n")
                 n_rej += 1
             fr.flush()
             pending = still
     bar.close()
-    path, tot_k, tot_r = report(a, out_dir)
+    path, tot_k, tot_r = report(args, out_dir)
     dt = time.perf_counter() - t0
     extra = ""
     if isinstance(rewriter, EndpointRewriter):

@@ -79,11 +79,11 @@ def parse_args(argv=None):
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh: drop the responses an earlier run left in --out")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    a = p.parse_args(argv)
-    if a.predictions is None and a.model is None:
-        a.model = next((m for m in DEFAULT_MODELS if os.path.isdir(m)), None)
-    a.out = a.out or default_out(a)
-    return a
+    args = p.parse_args(argv)
+    if args.predictions is None and args.model is None:
+        args.model = next((m for m in DEFAULT_MODELS if os.path.isdir(m)), None)
+    args.out = args.out or default_out(args)
+    return args
 
 
 def run_name(path):
@@ -97,12 +97,12 @@ def run_name(path):
     return "-".join(keep) or "model"
 
 
-def default_out(a):
+def default_out(args):
     """runs/eval/<name>: each model (or predictions file) gets its own folder, so evaluating
     SFT and then AHPO never mixes their responses."""
-    src = a.predictions or a.model
+    src = args.predictions or args.model
     name = run_name(src) if src else "tiny"
-    return os.path.join("runs", "eval", name + ("-text" if a.text_only else ""))
+    return os.path.join("runs", "eval", name + ("-text" if args.text_only else ""))
 
 
 # settings a rerun may change and still reuse the responses already made: they do not change
@@ -238,126 +238,126 @@ def read_rank_files(out):
     return responses, problems
 
 
-def resolve_model(a):
-    if a.model:
-        return a.model
+def resolve_model(args):
+    if args.model:
+        return args.model
     for m in DEFAULT_MODELS:
         if os.path.isdir(m):
             return m
-    import vlm
-    path = os.path.join(a.out, "tiny-model")
+    from vlm import tiny  # torch only where a model runs: prediction-file mode never imports it
+    path = os.path.join(args.out, "tiny-model")
     if not os.path.isdir(path):
-        vlm.make_tiny(path)
+        tiny.make_tiny(path)
     print(f"note: no --model and no trained checkpoint; using a tiny random model at {path}",
           file=sys.stderr)
     return path
 
 
-def generate(a, records, root, rank, world, device):
+def generate(args, records, root, rank, world, device):
     """Generate responses for this rank's share of `records`, appending to
     out/responses.rank<r>.jsonl after every batch (so a killed run resumes)."""
     import torch
-    import vlm
-    done, _ = read_rank_files(a.out)
+    from vlm import modelio, sampler
+    done, _ = read_rank_files(args.out)
     mine = [r for k, r in enumerate(records) if k % world == rank and r["id"] not in done]
-    model_path = resolve_model(a)
-    model, proc = vlm.load(model_path, device=device, dtype=a.dtype,
-                           **{k: v for k, v in (("min_pixels", a.min_pixels),
-                                                ("max_pixels", a.max_pixels)) if v})
-    if proc.image_processor is None and not a.text_only:
+    model_path = resolve_model(args)
+    model, proc = modelio.load(model_path, device=device, dtype=args.dtype,
+                               **{k: v for k, v in (("min_pixels", args.min_pixels),
+                                                ("max_pixels", args.max_pixels)) if v})
+    if proc.image_processor is None and not args.text_only:
         sys.exit(f"error: {model_path} is a text-only model; pass --text-only")
     # sort by prompt length so a batch wastes little on padding
-    prompts = [(r, tasks.messages_for(r, a.text_only, root)) for r in mine]
+    prompts = [(r, tasks.messages_for(r, args.text_only, root)) for r in mine]
     prompts.sort(key=lambda x: len(x[1][0]["content"][-1]["text"]))
     t0, n_tok = time.perf_counter(), 0
-    bar = Progress(len(prompts), f"evaluate [rank {rank}]", unit="inst", quiet=a.quiet)
-    with open(os.path.join(a.out, f"responses.rank{rank}.jsonl"), "a", encoding="utf-8") as f:
-        for b in range(0, len(prompts), a.batch_size):
-            chunk = prompts[b:b + a.batch_size]
-            batch = vlm.prompt_batch(proc, [m for _, m in chunk])
+    bar = Progress(len(prompts), f"evaluate [rank {rank}]", unit="inst", quiet=args.quiet)
+    with open(os.path.join(args.out, f"responses.rank{rank}.jsonl"), "a", encoding="utf-8") as f:
+        for b in range(0, len(prompts), args.batch_size):
+            chunk = prompts[b:b + args.batch_size]
+            batch = modelio.prompt_batch(proc, [m for _, m in chunk])
             with torch.no_grad():
-                out = vlm.sample(model, proc, batch, n=1, max_new_tokens=a.max_new_tokens,
-                                 temperature=max(a.temperature, 1e-6), top_p=a.top_p,
-                                 greedy=a.temperature == 0, seed=a.seed + b)
+                out = sampler.sample(model, proc, batch, n=1, max_new_tokens=args.max_new_tokens,
+                                     temperature=max(args.temperature, 1e-6), top_p=args.top_p,
+                                     greedy=args.temperature == 0, seed=args.seed + b)
             for (r, _), text, ln in zip(chunk, out.texts, out.lengths):
                 f.write(json.dumps({"id": r["id"], "response": text}, ensure_ascii=False) + "\n")
                 n_tok += int(ln)
             f.flush()
-            k = min(b + a.batch_size, len(prompts))
+            k = min(b + args.batch_size, len(prompts))
             bar.update(k, **{"tok/s": f"{n_tok / (time.perf_counter() - t0):.0f}"})
     bar.close()
     return model_path
 
 
 def main(argv=None):
-    a = parse_args(argv)
-    mode = "text" if a.text_only else "image"
+    args = parse_args(argv)
+    mode = "text" if args.text_only else "image"
     # ---- data first: records, then predictions; nothing is written before both are checked ----
-    records, problems = load_records(a.records, need_images=not a.text_only and not a.predictions)
+    records, problems = load_records(args.records, need_images=not args.text_only and not args.predictions)
     if not records:
-        sys.exit(f"error: {a.records}: no usable record ({len(problems)} skipped); nothing written")
-    if a.limit:
-        records = records[:a.limit]
-    root = os.path.dirname(os.path.abspath(a.records))
-    if a.predictions:
-        responses, more = read_responses(a.predictions)
+        sys.exit(f"error: {args.records}: no usable record ({len(problems)} skipped); nothing written")
+    if args.limit:
+        records = records[:args.limit]
+    root = os.path.dirname(os.path.abspath(args.records))
+    if args.predictions:
+        responses, more = read_responses(args.predictions)
         problems += more
-        name = a.name or os.path.basename(a.predictions)
+        name = args.name or os.path.basename(args.predictions)
         known = {r["id"] for r in records}
         unknown = sorted(set(responses) - known)
         for rid in unknown:
-            problems.append(f"{a.predictions}: id {rid!r} is not in {a.records}; ignored")
+            problems.append(f"{args.predictions}: id {rid!r} is not in {args.records}; ignored")
         missing = [r["id"] for r in records if r["id"] not in responses]
         if missing:
             problems.append(f"{len(missing)} records have no response and score 0 "
                             f"(first: {missing[0]})")
         if unknown or missing:
-            print(f"warning: {a.predictions}: {len(unknown)} predictions match no record; "
+            print(f"warning: {args.predictions}: {len(unknown)} predictions match no record; "
                   f"{len(missing)} records have no prediction (they score 0)", file=sys.stderr)
-        if problems and a.strict:
+        if problems and args.strict:
             sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing written")
-        runs.write(a.out, runs.settings(a, inputs={"records": a.records, "predictions": a.predictions}))
+        runs.write(args.out, runs.settings(args, inputs={"records": args.records, "predictions": args.predictions}))
     else:
-        if problems and a.strict:
+        if problems and args.strict:
             sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing generated")
-        if a.model is not None:
-            runs.check_model(a.model)
+        if args.model is not None:
+            runs.check_model(args.model)
         # the responses in --out are reused only if the same model made them the same way
-        settings = runs.settings(a, inputs={"records": a.records},
-                                 model=a.model if a.model is not None else "tiny offline model, seed 0")
-        may = MAY_DIFFER + (("batch_size",) if a.temperature == 0 else ())
-        old = runs.check(a.out, settings, may_differ=may, overwrite=a.overwrite)
-        if old is None and not a.overwrite and read_rank_files(a.out)[0]:
-            sys.exit(f"error: {a.out} holds responses of an unrecorded run (no run.json); pass "
+        settings = runs.settings(args, inputs={"records": args.records},
+                                 model=args.model if args.model is not None else "tiny offline model, seed 0")
+        may = MAY_DIFFER + (("batch_size",) if args.temperature == 0 else ())
+        old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+        if old is None and not args.overwrite and read_rank_files(args.out)[0]:
+            sys.exit(f"error: {args.out} holds responses of an unrecorded run (no run.json); pass "
                      f"--overwrite to start afresh, or choose another --out")
-        import vlm
-        rank, world, device = vlm.dist_init(a.device)  # each rank on its own GPU
+        from vlm import training
+        rank, world, device = training.dist_init(args.device)  # each rank on its own GPU
         if world > 1:
             import torch.distributed as dist
             dist.barrier()   # every rank has checked the old run.json before rank 0 writes
         if rank == 0:
-            if a.overwrite:
-                runs.clear(a.out, ("responses.rank*.jsonl", runs.RUN_FILE))
-            runs.write(a.out, settings)
+            if args.overwrite:
+                runs.clear(args.out, ("responses.rank*.jsonl", runs.RUN_FILE))
+            runs.write(args.out, settings)
         if world > 1:
             dist.barrier()   # and no rank reads responses while rank 0 clears them
-        model_path = generate(a, records, root, rank, world, device)
-        name = a.name or model_path
+        model_path = generate(args, records, root, rank, world, device)
+        name = args.name or model_path
         if world > 1:
             dist.barrier()  # every rank's file is complete before rank 0 reads them
-        vlm.dist_close()
+        training.dist_close()
         if rank != 0:
             return None
-        responses, more = read_rank_files(a.out)
+        responses, more = read_rank_files(args.out)
         problems += more
-        if more and a.strict:
+        if more and args.strict:
             sys.exit(f"error: --strict: {len(more)} unreadable responses (first: {more[0]})")
     rows = [judge(r, responses.get(r["id"], "")) for r in records]
-    s = write_outputs(a.out, rows, mode, name, problems)
-    write_report(a.out, rows, s, records, root, name)   # report.html beside table.md
-    print(open(os.path.join(a.out, "table.md")).read().split("\n## Per task")[0])
+    s = write_outputs(args.out, rows, mode, name, problems)
+    write_report(args.out, rows, s, records, root, name)   # report.html beside table.md
+    print(open(os.path.join(args.out, "table.md")).read().split("\n## Per task")[0])
     print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "
-          f"{s['n_correct']} correct); wrote {a.out}/", file=sys.stderr)
+          f"{s['n_correct']} correct); wrote {args.out}/", file=sys.stderr)
     return s
 
 

@@ -10,7 +10,7 @@ The protocol (issue 11), every stage called through its own `main(argv)`:
   1. data (synth.py, elicit.py --text-only): held-out evaluation sets first, from the bench split
      (seeds from 0); then the training pools from the train split with `--exclude` set to the
      evaluation records, so no public state is shared (checked again here by canonical hash);
-  2. base model (vlm.make_tiny, a text-only Qwen2 "causal" model, then sft.py from scratch) on
+  2. base model (tiny.make_tiny, a text-only Qwen2 "causal" model, then sft.py from scratch) on
      verified traces of the GENERAL tasks at easy levels plus the TARGET tasks at level 1;
   3. from that base, the same budget (optimizer steps x prompts per step) for each method on the
      TARGET tasks at harder levels with elicit.py's expert traces:
@@ -221,12 +221,12 @@ def evaluate(a, model, run_dir, data, log):
 
 
 def train_base(a, out, data, log):
-    import vlm
+    from vlm import tiny
     d = os.path.join(out, "base")
     t = time.perf_counter()
     if not os.path.isdir(os.path.join(d, "final")):   # an existing base is reused (same --out)
-        vlm.make_tiny(os.path.join(d, "init"), kind="causal", seed=0, hidden=a.hidden, layers=a.layers,
-                      heads=a.heads, kv_heads=a.kv_heads)
+        tiny.make_tiny(os.path.join(d, "init"), kind="causal", seed=0, hidden=a.hidden, layers=a.layers,
+                       heads=a.heads, kv_heads=a.kv_heads)
         call("sft", ["--model", os.path.join(d, "init"), "--data", os.path.join(data, "base_train", "traces.jsonl"),
                      "--out", d, "--max-steps", a.base_steps, "--batch-size", a.base_batch,
                      "--micro-batch-size", a.base_batch, "--lr", a.base_lr, "--text-only", "--save-every", 10 ** 6,
@@ -345,7 +345,7 @@ def write_readme(results_dir, table_md, command):
     text = ["# Toy Table 2: committed results of repro.py", "",
             "Made on CPU (2 cores), every number written by the script (nothing edited by hand), with:", "",
             f"    {command}", "",
-            "Seeds: the base model is trained with seed 0 (sft.py --seed 0, vlm.make_tiny seed 0); each method "
+            "Seeds: the base model is trained with seed 0 (sft.py --seed 0, tiny.make_tiny seed 0); each method "
             "runs once per seed listed in the table header (ahpo.py / sft.py --seed). Held-out sets: synth.py "
             "--split bench (seeds from 0); training pools: synth.py --split train (seeds from 1,000,000) with "
             "--exclude set to the held-out records. Files: table.md, results.json (every run: accuracies, wall "

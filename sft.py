@@ -10,7 +10,7 @@ carry no label), summed over tokens and divided by the number of assistant token
 whole optimizer step, across micro-batches and ranks. So gradient accumulation and the
 number of processes do not change the gradient: a step is one big batch, cut into pieces.
 
-Gradients are summed across ranks by hand (vlm.all_reduce_grads) rather than by a DDP
+Gradients are summed across ranks by hand (training.all_reduce_grads) rather than by a DDP
 wrapper: the loss is not a module's forward, and parameters a rank did not use (the vision
 tower on a text-only batch) simply contribute zeros.
 
@@ -33,10 +33,11 @@ import time
 
 import torch
 
-import vlm
+import tasks
 from tasks import runs
 from tasks.plot import training_curves
 from tasks.progress import Progress
+from vlm import modelio, tiny, training
 
 
 def parse_args(argv=None):
@@ -59,10 +60,13 @@ def parse_args(argv=None):
     g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
     g = p.add_argument_group("method")
     g.add_argument("--lr", type=runs.positive_float, default=None,
-                   help="peak learning rate (default 1e-5; 1e-3 for the tiny offline model)")
-    g.add_argument("--warmup", type=runs.nonneg_int, default=None, help="warmup steps (default 3%% of the run)")
+                   help="peak learning rate (default 1e-5; 1e-3 for a model under 50M parameters)")
+    g.add_argument("--warmup", type=runs.nonneg_int, default=None, help="linear warmup steps (default 3%% of the run)")
+    g.add_argument("--schedule", choices=training.SCHEDULES, default="cosine",
+                   help="after warmup: cosine decay to 10%% of --lr at the last step, or constant")
     g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--clip", type=runs.positive_float, default=1.0, help="gradient norm clip (L2)")
+    g.add_argument("--max-grad-norm", type=runs.positive_float, default=1.0,
+                   help="clip the gradient's global L2 norm to this")
     g.add_argument("--seed", type=int, default=0, help="data order and initial model seed")
     g = p.add_argument_group("budget")
     g.add_argument("--epochs", type=runs.positive_float, default=3.0, help="passes over the data")
@@ -117,137 +121,132 @@ def schedule(examples, lengths, batch_size, epochs, seed):
 
 
 def main(argv=None):
-    a = parse_args(argv)
-    rank, world, device = vlm.dist_init(a.device)
+    args = parse_args(argv)
+    rank, world, device = training.dist_init(args.device)
     master = rank == 0
-    if a.batch_size % world:
-        raise SystemExit(f"error: --batch-size {a.batch_size} is not divisible by {world} ranks")
-    torch.manual_seed(a.seed)
-    random.seed(a.seed)
+    if args.batch_size % world:
+        raise SystemExit(f"error: --batch-size {args.batch_size} is not divisible by {world} ranks")
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
 
     # ---- data first: a bad file is reported before a model is built ----------------------------
-    if not os.path.exists(a.data):
-        raise SystemExit(f"error: {a.data} not found (make it with: python elicit.py)")
-    examples, problems = vlm.read_traces(a.data)
+    if not os.path.exists(args.data):
+        raise SystemExit(f"error: {args.data} not found (make it with: python elicit.py)")
+    examples, problems = tasks.read_traces(args.data)
     for pr in problems if master else ():
         print(f"warning: skipped trace: {pr}", file=sys.stderr)
     if not examples:
-        raise SystemExit(f"error: no usable traces in {a.data}")
-    if len(examples) < a.batch_size:
-        raise SystemExit(f"error: {a.data}: {len(examples)} usable traces < --batch-size {a.batch_size}")
-    if a.model is not None:
-        runs.check_model(a.model)
+        raise SystemExit(f"error: no usable traces in {args.data}")
+    if len(examples) < args.batch_size:
+        raise SystemExit(f"error: {args.data}: {len(examples)} usable traces < --batch-size {args.batch_size}")
+    if args.model is not None:
+        runs.check_model(args.model)
 
-    # ---- the run folder: continue only a run made with the same settings -----------------------
-    tiny = a.model is None
-    start_model = a.model if not tiny else f"tiny offline model, seed {a.seed}"
-    settings = runs.settings(a, inputs={"data": a.data}, model=start_model)
-    runs.check(a.out, settings, may_differ=MAY_DIFFER, overwrite=a.no_resume)
-    if world > 1:
-        torch.distributed.barrier()   # every rank has read the old run.json before rank 0 writes
-    if master:
-        if a.no_resume:
-            runs.clear(a.out, RUN_OUTPUTS)
-        runs.write(a.out, settings)
-    if world > 1:
-        torch.distributed.barrier()   # and no rank looks for checkpoints while rank 0 clears them
+    # ---- the run folder: continue only a run made with the same settings (run.json is written
+    # once every check has passed, below) ------------------------------------------------------
+    from_scratch = args.model is None
+    start_model = args.model if not from_scratch else f"tiny offline model, seed {args.seed}"
+    settings = runs.settings(args, inputs={"data": args.data}, model=start_model)
+    runs.check(args.out, settings, may_differ=MAY_DIFFER, overwrite=args.no_resume)
 
     # ---- model: resume > --model > tiny offline model -----------------------------------------
-    resume = None if a.no_resume else vlm.latest_checkpoint(a.out)
-    if tiny:
-        a.model = os.path.join(a.out, "tiny-base")
-        if master and not os.path.isdir(a.model):
-            vlm.make_tiny(a.model, seed=a.seed)
+    resume = None if args.no_resume else training.latest_checkpoint(args.out)
+    if from_scratch:
+        args.model = os.path.join(args.out, "tiny-base")
+        if master and not os.path.isdir(args.model):
+            tiny.make_tiny(args.model, seed=args.seed)
         if world > 1:
             torch.distributed.barrier()
-    lr = a.lr if a.lr is not None else (1e-3 if tiny else 1e-5)
-    dtype = getattr(torch, a.dtype) if a.dtype else None
-    pix = {k: v for k, v in (("min_pixels", a.min_pixels), ("max_pixels", a.max_pixels)) if v}
-    model, proc = vlm.load(resume or a.model, device=device, dtype=dtype, **pix)
-    params = vlm.trainable(model, a.freeze_vision, a.grad_checkpointing)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    pix = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
+    model, proc = modelio.load(resume or args.model, device=device, dtype=dtype, **pix)
+    params = training.trainable(model, args.freeze_vision, args.grad_checkpointing)
+    lr = args.lr if args.lr is not None else training.default_lr(model, big=1e-5, small=1e-3)
 
-    drop = a.text_only or proc.kind != "qwen2_5_vl"
-    if proc.kind != "qwen2_5_vl" and not a.text_only and master:
+    drop = args.text_only or proc.kind != "qwen2_5_vl"
+    if proc.kind != "qwen2_5_vl" and not args.text_only and master:
         print("note: text-only model: images are dropped from the prompts (use elicit.py "
               "--text-only for questions that state the puzzle in words)", file=sys.stderr)
     # a trace's answer is at its end: one longer than --max-len is refused or dropped, never cut
-    rows = vlm.row_lengths(proc, [e["prompt"] for e in examples], [e["completion"] for e in examples], drop)
-    long, longest = vlm.long_rows_by_task(examples, rows, a.max_len)
+    rows = modelio.row_lengths(proc, [e["prompt"] for e in examples], [e["completion"] for e in examples], drop)
+    long, longest = modelio.long_rows_by_task(examples, rows, args.max_len)
     if long:
-        what = (f"{sum(long.values())} of {len(examples)} traces are longer than --max-len {a.max_len} "
+        what = (f"{sum(long.values())} of {len(examples)} traces are longer than --max-len {args.max_len} "
                 f"(longest {longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
-        if not a.drop_long:
-            raise SystemExit(f"error: {a.data}: {what}; raise --max-len or pass --drop-long")
+        if not args.drop_long:
+            raise SystemExit(f"error: {args.data}: {what}; raise --max-len or pass --drop-long")
         if master:
             print(f"note: dropped {what}", file=sys.stderr)
-        examples = [e for e, n in zip(examples, rows) if n <= a.max_len]
+        examples = [e for e, n in zip(examples, rows) if n <= args.max_len]
+    training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
     tok = proc.tokenizer
     lengths = [len(tok(e["completion"], add_special_tokens=False)["input_ids"]) for e in examples]
-    batches = schedule(examples, lengths, a.batch_size, a.epochs, a.seed)
-    total = min(len(batches), a.max_steps) if a.max_steps else len(batches)
-    warmup = a.warmup if a.warmup is not None else max(1, int(0.03 * total))
+    batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
+    total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
+    warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))
 
     # ---- optimizer (ZeRO-1 shards its states over ranks) ---------------------------------------
-    opt = vlm.make_optimizer(params, lr, a.weight_decay, a.zero, world)
+    opt = training.make_optimizer(params, lr, args.weight_decay, args.zero, world)
     start = 0
     if resume:
-        start = vlm.resume(resume, opt, rank, world)["step"]
+        start = training.resume(resume, opt, rank, world)["step"]
         if master:
             print(f"resumed from {resume} at step {start}", file=sys.stderr)
-    os.makedirs(a.out, exist_ok=True)
-    metrics = vlm.open_metrics(os.path.join(a.out, "metrics.jsonl"), start) if master else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    os.makedirs(args.out, exist_ok=True)
+    metrics = training.open_metrics(os.path.join(args.out, "metrics.jsonl"), start) if master else None
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()
-    bar = Progress(total, "sft", unit="step", quiet=a.quiet or not master, start=start)
+    bar = Progress(total, "sft", unit="step", quiet=args.quiet or not master, start=start)
     n_tokens = 0.0
     for step in range(start, total):
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = lr_now = vlm.lr_at(step, total, lr, warmup)
+            g["lr"] = lr_now = training.lr_at(step, total, lr, warmup, args.schedule)
         mine = batches[step][rank::world]  # this rank's share of the global batch
-        micro = [vlm.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + a.micro_batch_size]],
-                                 [examples[i]["completion"] for i in mine[k:k + a.micro_batch_size]],
-                                 drop_images=drop, max_len=a.max_len)
-                 for k in range(0, len(mine), a.micro_batch_size)]
+        micro = [modelio.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + args.micro_batch_size]],
+                                     [examples[i]["completion"] for i in mine[k:k + args.micro_batch_size]],
+                                     drop_images=drop, max_len=args.max_len)
+                 for k in range(0, len(mine), args.micro_batch_size)]
         # the token count of the WHOLE global batch, known before any backward pass
-        T = vlm.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
+        T = training.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
         loss_sum = 0.0
         for mb in micro:
             with autocast:
-                logp, _ = vlm.logprobs(model, mb, temperature=1.0)
+                logp, _ = modelio.logprobs(model, mb, temperature=1.0)
             nll = -(logp * mb["completion_mask"].to(logp.device)).sum()
             (nll / T).backward()
             loss_sum += nll.item()
-        vlm.all_reduce_grads(params, world)
-        gnorm = torch.nn.utils.clip_grad_norm_(params, a.clip).item()
+        training.all_reduce_grads(params, world)
+        gnorm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm).item()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        loss = vlm.all_reduce_sum(loss_sum, world) / T
+        loss = training.all_reduce_sum(loss_sum, world) / T
         dt = time.perf_counter() - t0
         done = step + 1
         if master:
             mem = (torch.cuda.max_memory_allocated(device) / 2 ** 30) if device.type == "cuda" else 0.0
             row = {"step": done, "loss": loss, "tokens": int(T), "tokens_per_s": T / dt, "lr": lr_now,
-                   "grad_norm": gnorm, "mem_gb": mem, "seconds": dt, "epoch": done * a.batch_size / len(examples)}
+                   "grad_norm": gnorm, "mem_gb": mem, "seconds": dt, "epoch": done * args.batch_size / len(examples)}
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
             n_tokens += T
             bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
                     f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")
-        if done % a.save_every == 0 or done == total:
-            vlm.checkpoint(a.out, done, model, proc, opt, vars(a), rank, world, keep=a.keep)
+        if done % args.save_every == 0 or done == total:
+            training.checkpoint(args.out, done, model, proc, opt, vars(args), rank, world, keep=args.keep)
             if master:   # loss, grad norm and lr against the step: runs/sft/curves.png
-                training_curves(os.path.join(a.out, "metrics.jsonl"))
+                training_curves(os.path.join(args.out, "metrics.jsonl"))
     if master:
         model.eval()
-        vlm.save(model, proc, os.path.join(a.out, "final"))
-        print(f"done: {total} steps in {time.perf_counter() - t_start:.1f}s; wrote {a.out}/final",
+        modelio.save(model, proc, os.path.join(args.out, "final"))
+        print(f"done: {total} steps in {time.perf_counter() - t_start:.1f}s; wrote {args.out}/final",
               file=sys.stderr)
         metrics.close()
-    vlm.dist_close()
-    return a.out
+    training.dist_close()
+    return args.out
 
 
 if __name__ == "__main__":

@@ -49,19 +49,19 @@ def parse_args(argv=None):
     g.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
     g.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    a = p.parse_args(argv)
-    a.out = a.out or os.path.join("data", a.split)
-    a.seed = SPLITS[a.split] if a.seed is None else a.seed
-    bad = [lv for lv in a.levels if lv not in LEVELS]
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = p.parse_args(argv)
+    args.out = args.out or os.path.join("data", args.split)
+    args.seed = SPLITS[args.split] if args.seed is None else args.seed
+    bad = [lv for lv in args.levels if lv not in LEVELS]
     if bad:
         p.error(f"--levels: {bad} not in {list(LEVELS)}")
-    names = list(TASKS) if a.tasks == "all" else [x.strip() for x in a.tasks.split(",") if x.strip()]
+    names = list(TASKS) if args.tasks == "all" else [x.strip() for x in args.tasks.split(",") if x.strip()]
     try:
-        a.tasks = [tasks.get(n).name for n in names]
+        args.tasks = [tasks.get(n).name for n in names]
     except KeyError as e:
         p.error(f"--tasks: {e.args[0]}")
-    return a
+    return args
 
 
 def select(task, level, first_seed, count, avoid):
@@ -85,32 +85,32 @@ def select(task, level, first_seed, count, avoid):
 
 def build(job):
     """One (task, level): select instances, render and save images, return records."""
-    name, level, a, exclude = job
+    name, level, args, exclude = job
     task = TASKS[name]
     t0 = time.perf_counter()
     avoid = set(exclude)
-    if a.split != "bench":  # the benchmark's own states, recomputed: no overlap by construction
+    if args.split != "bench":  # the benchmark's own states, recomputed: no overlap by construction
         avoid |= {task.canonical(i.state) for i in select(task, level, SPLITS["bench"], BENCH_COUNT, ())}
     records = []
-    for inst in select(task, level, a.seed, a.count, avoid):
+    for inst in select(task, level, args.seed, args.count, avoid):
         rid = f"{task.name}-L{inst.level}-{inst.seed}"
         paths = []
-        if not a.no_images:
+        if not args.no_images:
             imgs = task.render(inst.state)
             for k, img in enumerate(imgs):
                 rel = f"images/{rid}.png" if len(imgs) == 1 else f"images/{rid}_{k}.png"
                 # fast zlib level: PNG encoding dominated the time at the default level
-                img.save(os.path.join(a.out, rel), "PNG", compress_level=1)
+                img.save(os.path.join(args.out, rel), "PNG", compress_level=1)
                 paths.append(rel)
         records.append(make_record(task, inst, paths))
     return name, level, records, time.perf_counter() - t0
 
 
-def excluded_hashes(a) -> dict[str, set]:
+def excluded_hashes(args) -> dict[str, set]:
     out = {}
-    if a.split == "bench" or not a.exclude or not os.path.exists(a.exclude):
+    if args.split == "bench" or not args.exclude or not os.path.exists(args.exclude):
         return out
-    records, errors = read_records(a.exclude)
+    records, errors = read_records(args.exclude)
     for e in errors:
         print(f"warning: {e}", file=sys.stderr)
     for r in records:
@@ -138,39 +138,39 @@ def gallery(path):
 
 
 def main(argv=None):
-    a = parse_args(argv)
-    if a.gallery:
-        return gallery(a.gallery)
-    os.makedirs(os.path.join(a.out, "images"), exist_ok=True)
-    exclude = excluded_hashes(a)
-    jobs = [(n, lv, a, exclude.get(n, set())) for n in a.tasks for lv in a.levels]
+    args = parse_args(argv)
+    if args.gallery:
+        return gallery(args.gallery)
+    os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
+    exclude = excluded_hashes(args)
+    jobs = [(n, lv, args, exclude.get(n, set())) for n in args.tasks for lv in args.levels]
     t0 = time.perf_counter()
     results = {}
-    bar = Progress(len(jobs), "synth", unit="task-levels", quiet=a.quiet)
+    bar = Progress(len(jobs), "synth", unit="task-levels", quiet=args.quiet)
     n_done = 0
-    with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(max(1, a.workers)) as pool:
+    with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(max(1, args.workers)) as pool:
         for k, (name, level, recs, sec) in enumerate(pool.imap_unordered(build, jobs), 1):
             results[(name, level)] = (recs, sec)
             n_done += len(recs)
             bar.update(k, instances=n_done, **{"inst/s": f"{n_done / (time.perf_counter() - t0):.1f}"})
     bar.close()
     wall = time.perf_counter() - t0
-    tmp = os.path.join(a.out, "records.jsonl.tmp")
+    tmp = os.path.join(args.out, "records.jsonl.tmp")
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
-        for name in a.tasks:  # registry order, then level, then seed: independent of workers
-            for lv in a.levels:
+        for name in args.tasks:  # registry order, then level, then seed: independent of workers
+            for lv in args.levels:
                 for r in results[(name, lv)][0]:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
                     n += 1
-    os.replace(tmp, os.path.join(a.out, "records.jsonl"))
+    os.replace(tmp, os.path.join(args.out, "records.jsonl"))
     print(f"{'task':<22}{'group':<12}{'count':>7}{'seconds':>10}", file=sys.stderr)
-    for name in a.tasks:
-        cnt = sum(len(results[(name, lv)][0]) for lv in a.levels)
-        sec = sum(results[(name, lv)][1] for lv in a.levels)
+    for name in args.tasks:
+        cnt = sum(len(results[(name, lv)][0]) for lv in args.levels)
+        sec = sum(results[(name, lv)][1] for lv in args.levels)
         print(f"{name:<22}{TASKS[name].group:<12}{cnt:>7}{sec:>10.2f}", file=sys.stderr)
-    print(f"wrote {n} records to {a.out}/records.jsonl in {wall:.1f}s: "
-          f"{n / max(wall, 1e-9):.1f} instances/s with {a.workers} processes", file=sys.stderr)
+    print(f"wrote {n} records to {args.out}/records.jsonl in {wall:.1f}s: "
+          f"{n / max(wall, 1e-9):.1f} instances/s with {args.workers} processes", file=sys.stderr)
     return n
 
 

@@ -95,7 +95,7 @@ def stage_outputs(d):
     out = {}
     quiet(sft.main, ["--model", f"{d}/base", "--data", f"{d}/traces.jsonl", "--out", f"{d}/sft",
                      "--max-steps", "3", "--batch-size", "4", "--micro-batch-size", "2", "--max-len", "8192",
-                     "--device", "cpu"])
+                     "--lr", "1e-3", "--device", "cpu"])
     out["sft"] = {"metrics": metrics(f"{d}/sft/metrics.jsonl"), "params": checksum(f"{d}/sft/final")}
     # a random tiny model never answers right, so every advantage would be 0 and the on-policy
     # term would be untested: a pseudo-reward (a hash bit of the response) gives mixed groups

@@ -8,7 +8,7 @@ Benchmark: vlm.sample (hand-written prefill + KV-cache decode) against model.gen
 
 With --model the prompts are 8 MM-HELIX text questions (level 1 of 8 tasks, synthesised on the
 spot) in the model's chat template. Which decode path the sampler takes is printed: the
-hand-written step (`_decode_step`, for the architectures in vlm._DECODE_STEP_TYPES) or, for
+hand-written step (`vlm.sampler.decode_step`, for the architectures in vlm.sampler.DECODE_STEP_TYPES) or, for
 any other architecture, the fallback through the model's own forward.
 
 Same model, same prompts (batch 8, left-padded, different lengths), greedy, and both forced to
@@ -185,7 +185,7 @@ def main():
     best = {k: min(v) for k, v in times.items()}
     name = (f"{args.model} ({model.config.model_type})" if args.model else
             'tiny Qwen2.5-VL' if args.tiny else 'Qwen2 causal LM ' + args.shape)
-    path = ("hand-written decode step (vlm._decode_step)" if vlm._text_decoder(model) is not None else
+    path = ("hand-written decode step (vlm.sampler.decode_step)" if vlm.sampler.hand_decoder(model) is not None else
             f"fallback: the model's own forward (no hand-written step for {model.config.model_type!r})")
     print(f"model: {name}, {model.dtype}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, {model.device}, "

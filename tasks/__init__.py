@@ -17,7 +17,7 @@ from .base import GROUPS, LEVELS, Instance, Task, step  # noqa: F401
 from .extract import extract_answer  # noqa: F401
 from .formats import same_answer
 from .records import (RecordError, answer_only, build_prompt, make_record,  # noqa: F401
-                      messages_for, read_records, record_images, state_of)
+                      messages_for, read_records, read_traces, record_images, state_of)
 
 _INFRA = {"base", "extract", "draw", "records", "formats"}
 

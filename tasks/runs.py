@@ -39,46 +39,24 @@ class Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFo
         return super()._get_help_string(action)
 
 
-def positive_int(s):
-    """argparse type: an integer >= 1 (counts, limits, step budgets)."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
-    return v
+def _number(cast, kind, ok, rule, name):
+    """An argparse type: cast the text, then refuse a value that breaks `rule`, in one line."""
+    def parse(s):
+        try:
+            v = cast(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not {kind}") from None
+        if not ok(v):   # written so that NaN fails too
+            raise argparse.ArgumentTypeError(f"{v} {rule}")
+        return v
+    parse.__name__ = name
+    return parse
 
 
-def nonneg_int(s):
-    """argparse type: an integer >= 0 (where 0 means 'off' or 'all')."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} must not be negative")
-    return v
-
-
-def positive_float(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{v} must be greater than 0")
-    return v
-
-
-def nonneg_float(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"{v} must not be negative")
-    return v
+positive_int = _number(int, "an integer", lambda v: v >= 1, "must be at least 1", "positive_int")   # counts, budgets
+nonneg_int = _number(int, "an integer", lambda v: v >= 0, "must not be negative", "nonneg_int")     # 0: off or all
+positive_float = _number(float, "a number", lambda v: v > 0, "must be greater than 0", "positive_float")
+nonneg_float = _number(float, "a number", lambda v: v >= 0, "must not be negative", "nonneg_float")
 
 
 def int_list(s):

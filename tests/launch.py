@@ -2,7 +2,7 @@
 
     python -m torch.distributed.run --nproc_per_node=2 tests/launch.py sft.py --device cpu ...
 
-The process group is built by vlm.dist_init's GPU branch, exactly as on a GPU node, with one
+The process group is built by vlm.training.dist_init's GPU branch, exactly as on a GPU node, with one
 substitution: NCCL does not exist on CPU, so every "<device>:nccl" entry becomes
 "<device>:gloo" FOR THAT DEVICE TYPE ONLY (a bare "nccl" becomes "cuda:gloo"). A group that
 maps only cuda then refuses a CPU tensor with "No backend type associated with device type
@@ -33,7 +33,7 @@ def _cpu_for_nccl(backend):
 
 
 def _gpu_like_dist_init(device=None):
-    """vlm.dist_init on its GPU branch (cuda 'available', set_device a no-op), computing on CPU."""
+    """vlm.training.dist_init on its GPU branch (cuda 'available', set_device a no-op), computing on CPU."""
     init, avail, setdev = dist.init_process_group, torch.cuda.is_available, torch.cuda.set_device
     dist.init_process_group = lambda backend=None, *a, **k: init(_cpu_for_nccl(backend), *a, **k)
     torch.cuda.is_available, torch.cuda.set_device = (lambda: True), (lambda d: None)
@@ -58,10 +58,11 @@ def _grads_saving(all_reduce_grads):
     return wrapped
 
 
-_dist_init = vlm.dist_init
+# the stages call vlm.training.<function>: patch it there
+_dist_init = vlm.training.dist_init
 if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-    vlm.dist_init = _gpu_like_dist_init
-vlm.all_reduce_grads = _grads_saving(vlm.all_reduce_grads)
+    vlm.training.dist_init = _gpu_like_dist_init
+vlm.training.all_reduce_grads = _grads_saving(vlm.training.all_reduce_grads)
 stage = sys.argv[1]
 sys.argv = sys.argv[1:]
 runpy.run_path(os.path.join(ROOT, stage), run_name="__main__")

@@ -240,6 +240,8 @@ def test_rollouts_that_would_be_cut_are_refused_before_the_first_step(toy):
     msg = str(e.value)
     assert msg.startswith("error:") and "\n" not in msg
     assert f"of {P} tokens + --max-new-tokens 12 = {P + 12} > --max-len {P + 11}" in msg
-    assert not os.path.exists(toy / "grpo/metrics.jsonl")
+    # refused after the model was read, yet nothing was written: no run.json stands in the way
+    # of the corrected rerun (here with another budget too)
+    assert not os.path.exists(toy / "grpo/metrics.jsonl") and not os.path.exists(toy / "grpo/run.json")
     ahpo.main(_args(toy, "grpo", 1, "--max-len", str(P + 12)))   # exactly fits: runs
     assert len(_metrics(toy / "grpo/metrics.jsonl")) == 1

@@ -148,12 +148,12 @@ def test_resume_does_not_redo_finished_records(small, monkeypatch):
     (out / "responses.rank0.jsonl").write_text("\n".join(part[:5]) + "\n")  # a run killed after 5
     (out / "run.json").write_bytes((small / "r-full/run.json").read_bytes())  # written at its start
     rows_sampled = []
-    real = vlm.sample
+    real = vlm.sampler.sample
 
     def counting(model, proc, batch, **kw):
         rows_sampled.append(batch["input_ids"].shape[0])
         return real(model, proc, batch, **kw)
-    monkeypatch.setattr(vlm, "sample", counting)
+    monkeypatch.setattr(vlm.sampler, "sample", counting)   # where evaluate.py calls it
     resumed = evaluate.main(_model_args(small, "r-cut"))
     assert sum(rows_sampled) == 12 - 5
     for k in ("overall", "per_task", "per_level", "n", "n_correct"):

@@ -42,5 +42,5 @@ def test_five_stages_on_default_paths(tmp_path, monkeypatch):
     # what a person looks at: curves of both training runs, the report in model mode
     for stage in ("sft", "ahpo"):
         assert (tmp_path / f"runs/{stage}/curves.png").stat().st_size > 0
-    report = (tmp_path / "runs/eval/report.html").read_text()
+    report = (tmp_path / "runs/eval/ahpo-final/report.html").read_text()
     assert report.count('<div class="entry"') == 8

@@ -159,7 +159,7 @@ def test_text_model_gets_string_content(smol, data):
 def test_greedy_matches_generate_on_real_questions(smol, data):
     model, proc = smol
     # the hand-written decode step serves Llama: this is the test that proves it token for token
-    assert vlm._text_decoder(model) is not None
+    assert vlm.sampler.hand_decoder(model) is not None
     chats = [tasks.messages_for(r, text_only=True) for r in _records(data / "bench/records.jsonl")]
     assert len(chats) == 8
     b = vlm.prompt_batch(proc, chats)
@@ -206,11 +206,11 @@ def test_evaluate_text_only_end_to_end(smol_path, data, tmp_path):
     assert summary["mode"] == "text" and summary["n"] == 3 and len(summary["per_task"]) == 3
 
 
-def _assert_mask_matches_template(proc, prompt, completion, max_len=None):
+def _assert_mask_matches_template(proc, prompt, completion):
     """The train_batch row is the template's own text: prompt tokens = the rendered prompt,
     completion_mask covers exactly the assistant content and its <|im_end|>."""
     tok = proc.tokenizer
-    tb = vlm.train_batch(proc, [prompt], [completion], drop_images=True, max_len=max_len)
+    tb = vlm.train_batch(proc, [prompt], [completion], drop_images=True)
     ids, comp = tb["input_ids"][0], tb["completion_mask"][0].bool()
     flat = [dict(m, content="".join(it["text"] for it in m["content"] if it["type"] == "text")
                  if isinstance(m["content"], list) else m["content"]) for m in prompt]
@@ -222,26 +222,20 @@ def _assert_mask_matches_template(proc, prompt, completion, max_len=None):
     n_prompt = int((~comp).sum())
     assert comp.nonzero().squeeze(1).tolist() == list(range(n_prompt, n_prompt + int(comp.sum())))
     assert tok.decode(ids[:n_prompt]) == opened
-    masked = tok.decode(ids[comp])
-    if max_len is None:
-        assert masked == completion + "<|im_end|>"
-        # token for token: the template's whole text tokenises to this row plus the final "\n"
-        # that the template writes after <|im_end|> (not trained on: nothing follows it)
-        want = tok(whole, add_special_tokens=False)["input_ids"]
-        assert want[:len(ids)] == ids.tolist() and tok.decode(want[len(ids):]) == "\n"
-    else:
-        assert masked and (completion + "<|im_end|>").startswith(masked)
+    assert tok.decode(ids[comp]) == completion + "<|im_end|>"
+    # token for token: the template's whole text tokenises to this row plus the final "\n"
+    # that the template writes after <|im_end|> (not trained on: nothing follows it)
+    want = tok(whole, add_special_tokens=False)["input_ids"]
+    assert want[:len(ids)] == ids.tolist() and tok.decode(want[len(ids):]) == "\n"
     return tb
 
 
 def test_one_sft_step(smol_path, smol, data, tmp_path):
     _, proc = smol
-    examples, problems = vlm.read_traces(str(data / "traces.jsonl"))
+    examples, problems = tasks.read_traces(str(data / "traces.jsonl"))
     assert examples and not problems
-    max_len = 384
-    for e in examples:
-        _assert_mask_matches_template(proc, e["prompt"], e["completion"])
-    tbs = [_assert_mask_matches_template(proc, e["prompt"], e["completion"], max_len) for e in examples]
+    tbs = [_assert_mask_matches_template(proc, e["prompt"], e["completion"]) for e in examples]
+    max_len = max(int(tb["attention_mask"].sum()) for tb in tbs)   # every trace fits: none is cut or dropped
     out = tmp_path / "sft"
     sft.main(["--model", smol_path, "--data", str(data / "traces.jsonl"), "--out", str(out),
               "--max-steps", "1", "--batch-size", str(len(examples)), "--micro-batch-size", "1",
@@ -258,17 +252,17 @@ def test_one_sft_step(smol_path, smol, data, tmp_path):
 def test_one_ahpo_step_and_final_round_trip(smol_path, smol, data, tmp_path, monkeypatch):
     _, proc = smol
     saved = {}
-    real_save = vlm.save
+    real_save = vlm.modelio.save
 
     def keep(model, p, path):   # the trained model as it was when final/ was written
         if os.path.basename(path) == "final":
             saved["model"] = model
         real_save(model, p, path)
-    monkeypatch.setattr(vlm, "save", keep)
+    monkeypatch.setattr(vlm.modelio, "save", keep)   # where ahpo.py calls it
     out = tmp_path / "ahpo"
     ahpo.main(["--model", smol_path, "--records", str(data / "train/records.jsonl"),
                "--traces", str(data / "traces.jsonl"), "--out", str(out), "--steps", "1",
-               "--prompts-per-step", "2", "--rollouts", "2", "--max-new-tokens", "8", "--max-len", "384",
+               "--prompts-per-step", "2", "--rollouts", "2", "--max-new-tokens", "8", "--max-len", "640",
                "--text-only", "--device", "cpu", "--save-every", "1000", "--seed", "0"])
     m = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert len(m) == 1 and m[0]["step"] == 1

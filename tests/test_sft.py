@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 import elicit
 import sft
 import synth
+import tasks
 import vlm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +58,7 @@ def test_only_assistant_tokens_are_counted(data):
     sft.main(_args(data, "count", "--max-steps", "1", "--batch-size", "6"))
     m = _metrics(data / "count/metrics.jsonl")[0]
     model, proc = vlm.load(str(data / "base"))
-    ex, _ = vlm.read_traces(str(data / "traces.jsonl"))
+    ex, _ = tasks.read_traces(str(data / "traces.jsonl"))
     # every trace is in the one step: its tokens are the completions' plus one <|im_end|> each
     want = sum(len(proc.tokenizer(e["completion"], add_special_tokens=False)["input_ids"]) + 1 for e in ex)
     assert m["tokens"] == want
@@ -152,13 +153,13 @@ def test_bad_trace_lines_are_reported(data, tmp_path, capsys):
     bad = tmp_path / "traces.jsonl"
     bad.write_text("\n".join([lines[0], "{oops", json.dumps({"id": "x", "messages": [{"role": "user"}]}),
                               lines[1]]) + "\n")
-    ex, problems = vlm.read_traces(str(bad))
+    ex, problems = tasks.read_traces(str(bad))
     assert len(ex) == 2 and [p.split(": field")[0].rsplit(":", 1)[1] for p in problems] == ["2", "3"]
 
 
 def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
     model, proc = vlm.load(str(data / "base"))
-    ex, _ = vlm.read_traces(str(data / "traces.jsonl"))
+    ex, _ = tasks.read_traces(str(data / "traces.jsonl"))
     # each trace's row as training sees it, measured by train_batch without a limit
     rows = [int(vlm.train_batch(proc, [e["prompt"]], [e["completion"]])["attention_mask"].sum()) for e in ex]
     cut = sorted(rows)[len(rows) // 2]          # about half the traces are longer than this
@@ -169,8 +170,8 @@ def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
     msg = str(e.value)
     assert msg.startswith("error:") and "\n" not in msg and f"--max-len {cut}" in msg
     assert f"{n_long} of {len(ex)} traces" in msg and f"longest {max(rows)} tokens" in msg
-    assert not os.path.exists(data / "long/metrics.jsonl")
-    # behind the flag they are dropped, counted, and the kept ones are whole
+    assert not os.path.exists(data / "long/metrics.jsonl") and not os.path.exists(data / "long/run.json")
+    # behind the flag (the refused run wrote no run.json, so this corrected rerun is not refused) they are dropped, counted, and the kept ones are whole
     sft.main(_args(data, "long", "--max-steps", "1", "--max-len", str(cut), "--drop-long",
                    "--batch-size", str(len(ex) - n_long)))
     assert f"dropped {n_long} of {len(ex)} traces" in capsys.readouterr().err

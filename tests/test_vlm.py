@@ -366,11 +366,11 @@ def test_make_tiny_sizes_are_overridable(tmp_path):
 
 def test_top_k_top_p_filters():
     logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
-    assert torch.isinf(vlm._filter(logits, 1, 1.0)[0, 1:]).all()
-    assert torch.isfinite(vlm._filter(logits, 2, 1.0)[0, :2]).all()
-    kept = torch.isfinite(vlm._filter(logits, 0, 0.7)[0])          # p = .64, .24, .09, .03
+    assert torch.isinf(vlm.sampler._filter(logits, 1, 1.0)[0, 1:]).all()
+    assert torch.isfinite(vlm.sampler._filter(logits, 2, 1.0)[0, :2]).all()
+    kept = torch.isfinite(vlm.sampler._filter(logits, 0, 0.7)[0])          # p = .64, .24, .09, .03
     assert kept.tolist() == [True, True, False, False]
-    assert torch.isfinite(vlm._filter(logits, 0, 0.5)[0]).tolist() == [True, False, False, False]
+    assert torch.isfinite(vlm.sampler._filter(logits, 0, 0.5)[0]).tolist() == [True, False, False, False]
 
 
 def test_positions_must_be_explicit(tiny):
