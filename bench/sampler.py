@@ -212,7 +212,8 @@ def main():
     ap.add_argument("--new", type=int, default=128, help="new tokens per row (all of them are generated)")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per method, interleaved; the best counts")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--shape", default="105m", help=f"text model dims (without --tiny), comma-separated: {sorted(SHAPES)}")
+    ap.add_argument("--shape", default="105m",
+                    help=f"text model dims (without --tiny), comma-separated: {sorted(SHAPES)}")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
     args = ap.parse_args()
