@@ -35,8 +35,14 @@ Simplifications (on purpose):
     the vision tokens, BEFORE top-k / top-p truncation: what training recomputes, so PPO ratios
     compare like with like. Greedy reports T = 1.
   - Memory for the longest possible row is taken up front (prompt + max_new_tokens).
-  - No CUDA graphs, no torch.compile, no paged cache, no continuous batching: rows that finish
-    are dropped, but new prompts do not join a running batch.
+  - No torch.compile, no paged cache, no continuous batching: rows that finish are dropped,
+    but new prompts do not join a running batch.
+
+Static shapes and CUDA graphs (vlm/graphs.py): `static=True` runs step 5 with every shape fixed
+(attention over the whole capacity, the write column a device tensor); `graphs=True` replays
+that step as a CUDA graph, the default on CUDA devices. Same tokens as the eager step in fp32 on
+CPU (tests/test_sampler_static.py); the graph path has NOT yet run on a GPU. On CPU the default
+stays the eager step.
 """
 
 import functools
@@ -357,9 +363,11 @@ def _self_check():
                                  pad_token_id=proc.pad_id, suppress_tokens=proc.banned_ids,
                                  **kw)[:, batch["input_ids"].shape[1]:].tolist()
             ref = [r[:r.index(proc.eos_id) + 1] if proc.eos_id in r else r for r in ref]
-            for fast in (True, False):
-                got = sample(model, proc, batch, max_new_tokens=16, greedy=True, eos_ids=[proc.eos_id], fast=fast).ids
-                path = "decode_step" if fast and hand_decoder(model) is not None else "model forward"
+            for fast, static in ((True, False), (False, False), (True, True)):
+                got = sample(model, proc, batch, max_new_tokens=16, greedy=True, eos_ids=[proc.eos_id], fast=fast,
+                             static=static).ids
+                path = ("static step" if static else
+                        "decode_step" if fast and hand_decoder(model) is not None else "model forward")
                 print(f"{kind:>10} {path:<13}: greedy tokens {'equal' if got == ref else 'DIFFER from'} generate's")
                 assert got == ref, (got, ref)
 
