@@ -89,17 +89,19 @@ class StaticDecoder:
         it is idempotent (it writes the same K/V into the same column and sets the same mask
         bit each time), so running it a few extra times changes nothing."""
         self.graph = self.out = None        # the previous graph's memory returns to the pool
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())      # sees this step's tok and t
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self._step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            self.out = self._step()
+        # streams and the capture belong to the model's device, which need not be the current one
+        with torch.cuda.device(self.keys.device):
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())      # sees this step's tok and t
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup):
+                    self._step()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool):
+                self.out = self._step()
         self.graph = graph
         self.captures += 1
 
