@@ -35,8 +35,14 @@ Simplifications (on purpose):
     the vision tokens, BEFORE top-k / top-p truncation: what training recomputes, so PPO ratios
     compare like with like. Greedy reports T = 1.
   - Memory for the longest possible row is taken up front (prompt + max_new_tokens).
-  - No CUDA graphs, no torch.compile, no paged cache, no continuous batching: rows that finish
-    are dropped, but new prompts do not join a running batch.
+  - No torch.compile, no paged cache, no continuous batching: rows that finish are dropped,
+    but new prompts do not join a running batch.
+
+Static shapes and CUDA graphs (vlm/graphs.py): `static=True` runs step 5 with every shape fixed
+(attention over the whole capacity, the write column a device tensor); `graphs=True` replays
+that step as a CUDA graph, the default on CUDA devices. Same tokens as the eager step in fp32 on
+CPU (tests/test_sampler_static.py); the graph path has NOT yet run on a GPU. On CPU the default
+stays the eager step.
 """
 
 import functools
@@ -71,7 +77,9 @@ class KVCache:
         k0 = past.layers[0].keys
         B, H, Lp, D = k0.shape
         shape = (len(past.layers), B * repeats, H, capacity, D)
-        k, v = k0.new_empty(shape), k0.new_empty(shape)
+        # zeros, not garbage, in the columns not written yet: the static path reads them (with
+        # weight exactly 0), and 0 * NaN would be NaN
+        k, v = k0.new_zeros(shape), k0.new_zeros(shape)
         for i, layer in enumerate(past.layers):
             k[i, :, :, :Lp] = layer.keys.repeat_interleave(repeats, dim=0)
             v[i, :, :, :Lp] = layer.values.repeat_interleave(repeats, dim=0)
@@ -79,7 +87,7 @@ class KVCache:
 
     def keep(self, rows):
         """Keep only these rows (finished rows leave, step 4); only the filled part is copied."""
-        k, v = self.k.new_empty(self.k[:, rows].shape), self.v.new_empty(self.v[:, rows].shape)
+        k, v = self.k.new_zeros(self.k[:, rows].shape), self.v.new_zeros(self.v[:, rows].shape)
         k[..., :self.n, :] = self.k[:, rows, :, :self.n]
         v[..., :self.n, :] = self.v[:, rows, :, :self.n]
         self.k, self.v = k, v
@@ -110,10 +118,15 @@ def _rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def decode_step(text, head, cache, tok, cos, sin, key_mask):
+def decode_step(text, head, cache, tok, cos, sin, key_mask, col=None):
     """Step 5 by hand: one token per row through the decoder's own modules. tok (R, 1);
-    cos, sin (R, 1, 1, head_dim) for this position; key_mask (R, 1, 1, n + 1) bool.
-    Writes this token's K/V at column cache.n of every layer, then advances cache.n."""
+    cos, sin (R, 1, 1, head_dim) for this position. Two ways to use the cache:
+      col=None: write this token's K/V at column cache.n of every layer, attend over the
+        columns filled so far (key_mask (R, 1, 1, n + 1) bool), then advance cache.n;
+      col a (1,) long tensor: write at that column (index_copy_, so the column may live on the
+        device) and attend over the whole capacity, key_mask (R, 1, 1, capacity) hiding the
+        columns not written yet; cache.n is left to the caller. Every shape is then the same
+        at every step: what vlm/graphs.py captures in a CUDA graph."""
     R, t = tok.shape[0], cache.n
     x = text.embed_tokens(tok)
     for i, layer in enumerate(text.layers):
@@ -124,16 +137,20 @@ def decode_step(text, head, cache, tok, cos, sin, key_mask):
         v = a.v_proj(h).view(R, 1, -1, a.head_dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
-        cache.k[i, :, :, t:t + 1] = k
-        cache.v[i, :, :, t:t + 1] = v
-        k, v = cache.k[i, :, :, :t + 1], cache.v[i, :, :, :t + 1]
+        if col is None:
+            cache.k[i, :, :, t:t + 1] = k
+            cache.v[i, :, :, t:t + 1] = v
+            k, v = cache.k[i, :, :, :t + 1], cache.v[i, :, :, :t + 1]
+        else:
+            k, v = cache.k[i].index_copy_(2, col, k), cache.v[i].index_copy_(2, col, v)
         # grouped-query attention without copying K/V: the query heads that share a K/V head
         # act as that head's queries (what transformers' sdpa path does for one token)
         q = q.reshape(R, k.shape[1], -1, a.head_dim)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=a.scaling)
         x = x + a.o_proj(o.reshape(R, 1, -1))
         x = x + layer.mlp(layer.post_attention_layernorm(x))
-    cache.n = t + 1
+    if col is None:
+        cache.n = t + 1
     return head(text.norm(x))[:, -1]
 
 
@@ -183,12 +200,18 @@ _SAMPLER_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION
 @torch.inference_mode()
 @sdpa_kernel(_SAMPLER_ATTENTION)
 def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1.0, top_k=0,
-           greedy=False, seed=None, eos_ids=None, drop_finished=0.25, fast=True):
+           greedy=False, seed=None, eos_ids=None, drop_finished=0.25, fast=True, static=None, graphs=None,
+           segment=None):
     """Sample n completions per prompt of a left-padded prompt batch; returns Samples, whose
     row i*n + j is sample j of prompt i. eos_ids: tokens that end a row (default: proc.eos_id
     and the model's generation_config EOS). drop_finished: finished rows leave the cache once
     they are this fraction of the rows in it (None: never). fast=False decodes through the
-    model's own forward (the fallback) even where decode_step covers the architecture."""
+    model's own forward (the fallback) even where decode_step covers the architecture.
+    static: decode with fixed shapes (vlm/graphs.py; same tokens, attention over the whole
+    capacity); graphs: replay that step as a CUDA graph (not yet run on a GPU). Default: both
+    on for CUDA devices where decode_step covers the model, both off elsewhere. segment: finished
+    rows are looked at (stop when all are done, drop) every `segment` steps; between those
+    the GPU needs no host sync. Default 32 with graphs, else 1 (every step, as before)."""
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy=True for argmax")
     if not 0 < top_p <= 1:
@@ -211,6 +234,16 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
     if seed is not None:
         gen = torch.Generator(device=device).manual_seed(int(seed))
     text = hand_decoder(model) if fast else None   # the one decision point: by hand, or fallback
+    if graphs is None:
+        graphs = device.type == "cuda" and text is not None and static is not False
+    static = graphs if static is None else static
+    if graphs and (device.type != "cuda" or not static):
+        raise ValueError(f"graphs=True needs a CUDA device and static=True (device {device}, static={static})")
+    if static and text is None:
+        raise ValueError(f"static=True needs fast=True and a model type in {DECODE_STEP_TYPES}")
+    segment = (32 if graphs else 1) if segment is None else int(segment)
+    if segment < 1:
+        raise ValueError(f"segment must be >= 1, got {segment}")
     head = model.get_output_embeddings()
 
     # 1. prefill once; pixel_values enter here and only here. Positions are always explicit, so
@@ -239,6 +272,11 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
         like = torch.empty(0, dtype=model.dtype, device=device)                    # dtype, device
         cos, sin = text.rotary_emb(like, dec_pos)                                   # (R, max_new, D)
         cos, sin = cos[:, None], sin[:, None]                                       # (R, 1, max_new, D)
+    if static:  # vlm/graphs.py: undecoded columns start masked, the step unmasks its own
+        from vlm.graphs import StaticDecoder
+        fixed = keys.clone()
+        fixed[:, Lp:] = False
+        dec = StaticDecoder(text, head, cache, fixed, cos, sin, Lp, graphs=graphs)
 
     live = torch.arange(R, device=device)              # global row of each cache row
     done = torch.zeros(R, dtype=torch.bool, device=device)
@@ -258,22 +296,28 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
         logps[live, t] = logp.gather(1, tok[:, None]).squeeze(1)
         done[live] |= torch.isin(tok, eos)
         steps = t + 1
-        finished = done[live]
-        n_finished = int(finished.sum())
-        if steps == max_new_tokens or n_finished == len(live):
-            break
-        # 4. drop finished rows from the cache once they are a good fraction of it: a drop
-        # copies the cache once; a finished row left in costs its share of every step
-        if drop_finished is not None and n_finished >= max(1.0, drop_finished * len(live)):
-            idx = (~finished).nonzero().squeeze(1)
-            if text is not None:
-                cache.keep(idx)
-                cos, sin = cos[idx], sin[idx]
-            else:
-                cache.batch_select_indices(idx)
-            live, tok, keys, dec_pos = live[idx], tok[idx], keys[idx], dec_pos[..., idx, :]
+        # inside a segment, finished rows decode on (cut at their EOS below) and nothing syncs
+        if steps % segment == 0 or steps == max_new_tokens:
+            finished = done[live]
+            n_finished = int(finished.sum())
+            if steps == max_new_tokens or n_finished == len(live):
+                break
+            # 4. drop finished rows from the cache once they are a good fraction of it: a drop
+            # copies the cache once; a finished row left in costs its share of every step
+            if drop_finished is not None and n_finished >= max(1.0, drop_finished * len(live)):
+                idx = (~finished).nonzero().squeeze(1)
+                if static:
+                    dec.keep(idx)
+                elif text is not None:
+                    cache.keep(idx)
+                    cos, sin = cos[idx], sin[idx]
+                else:
+                    cache.batch_select_indices(idx)
+                live, tok, keys, dec_pos = live[idx], tok[idx], keys[idx], dec_pos[..., idx, :]
         # 5. one decode step with explicit per-row positions (the same value on all 3 axes)
-        if text is not None:
+        if static:
+            logits = dec(tok, t)
+        elif text is not None:
             logits = decode_step(text, head, cache, tok[:, None], cos[:, :, t:t + 1], sin[:, :, t:t + 1],
                                  keys[:, None, None, :Lp + t + 1]).float()
         else:
@@ -319,9 +363,11 @@ def _self_check():
                                  pad_token_id=proc.pad_id, suppress_tokens=proc.banned_ids,
                                  **kw)[:, batch["input_ids"].shape[1]:].tolist()
             ref = [r[:r.index(proc.eos_id) + 1] if proc.eos_id in r else r for r in ref]
-            for fast in (True, False):
-                got = sample(model, proc, batch, max_new_tokens=16, greedy=True, eos_ids=[proc.eos_id], fast=fast).ids
-                path = "decode_step" if fast and hand_decoder(model) is not None else "model forward"
+            for fast, static in ((True, False), (False, False), (True, True)):
+                got = sample(model, proc, batch, max_new_tokens=16, greedy=True, eos_ids=[proc.eos_id], fast=fast,
+                             static=static).ids
+                path = ("static step" if static else
+                        "decode_step" if fast and hand_decoder(model) is not None else "model forward")
                 print(f"{kind:>10} {path:<13}: greedy tokens {'equal' if got == ref else 'DIFFER from'} generate's")
                 assert got == ref, (got, ref)
 
