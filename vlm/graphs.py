@@ -1,10 +1,11 @@
 """
 vlm/graphs.py -- the decode step with every shape fixed, so one CUDA graph can replay it.
 
-    out = vlm.sample(model, proc, batch, n=5, max_new_tokens=512, seed=0)               # CUDA: graphs on
+    out = vlm.sample(model, proc, batch, n=5, max_new_tokens=512, seed=0, graphs=True)  # CUDA only
     out = vlm.sample(model, proc, batch, max_new_tokens=64, greedy=True, static=True)   # CPU: same path, eager
 
-NOT YET RUN ON A GPU. The capture code below follows torch.cuda.CUDAGraph's documented recipe
+NOT YET RUN ON A GPU, and so off unless asked for (graphs=True, or MMHELIX_CUDA_GRAPHS=1 for
+the stages' runs). The capture code below follows torch.cuda.CUDAGraph's documented recipe
 (warm-up on a side stream, static input and output buffers, one shared memory pool), but this
 project's machine has no GPU: on CPU the static step runs eagerly and is tested token for token
 against the eager sampler and model.generate (tests/test_sampler_static.py); the graph path itself,

@@ -40,12 +40,14 @@ Simplifications (on purpose):
 
 Static shapes and CUDA graphs (vlm/graphs.py): `static=True` runs step 5 with every shape fixed
 (attention over the whole capacity, the write column a device tensor); `graphs=True` replays
-that step as a CUDA graph, the default on CUDA devices. Same tokens as the eager step in fp32 on
-CPU (tests/test_sampler_static.py); the graph path has NOT yet run on a GPU. On CPU the default
-stays the eager step.
+that step as a CUDA graph. Same tokens as the eager step in fp32 on CPU
+(tests/test_sampler_static.py); the graph path has NOT yet run on a GPU, so it is off unless
+asked for: graphs=True, or MMHELIX_CUDA_GRAPHS=1 in the environment for the stages' runs (it
+is meant to become the default on CUDA once bench/cuda_stages.sh has measured it).
 """
 
 import functools
+import os
 from dataclasses import dataclass
 
 import torch
@@ -208,8 +210,9 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
     they are this fraction of the rows in it (None: never). fast=False decodes through the
     model's own forward (the fallback) even where decode_step covers the architecture.
     static: decode with fixed shapes (vlm/graphs.py; same tokens, attention over the whole
-    capacity); graphs: replay that step as a CUDA graph (not yet run on a GPU). Default: both
-    on for CUDA devices where decode_step covers the model, both off elsewhere. segment: finished
+    capacity); graphs: replay that step as a CUDA graph (not yet run on a GPU). Default: off;
+    MMHELIX_CUDA_GRAPHS=1 turns both on for CUDA devices where decode_step covers the model.
+    segment: finished
     rows are looked at (stop when all are done, drop) every `segment` steps; between those
     the GPU needs no host sync. Default 32 with graphs, else 1 (every step, as before)."""
     if not greedy and temperature <= 0:
@@ -234,8 +237,9 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
     if seed is not None:
         gen = torch.Generator(device=device).manual_seed(int(seed))
     text = hand_decoder(model) if fast else None   # the one decision point: by hand, or fallback
-    if graphs is None:
-        graphs = device.type == "cuda" and text is not None and static is not False
+    if graphs is None:   # opt-in until measured on a GPU (see the module docstring)
+        graphs = (os.environ.get("MMHELIX_CUDA_GRAPHS") == "1" and device.type == "cuda"
+                  and text is not None and static is not False)
     static = graphs if static is None else static
     if graphs and (device.type != "cuda" or not static):
         raise ValueError(f"graphs=True needs a CUDA device and static=True (device {device}, static={static})")
