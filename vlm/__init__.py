@@ -4,6 +4,7 @@ concern per file, each readable alone:
 
     vlm/sampler.py   KV-cached sampling: the cache as plain tensors, steps numbered 1-5, a
                      hand-written decode step, a self-check against generate (run the file)
+    vlm/graphs.py    the decode step with fixed shapes, replayable as a CUDA graph (opt-in)
     vlm/modelio.py     load / save a model, the chat format, prompt and training batches,
                      per-token log-probs
     vlm/training.py  ranks and collectives, lr schedule, MasterAdamW + ZeRO-1, sharded
