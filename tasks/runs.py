@@ -140,15 +140,15 @@ def model_type(path):
 
 
 # ---- settings and the rerun check -------------------------------------------------------------------
-def settings(a, inputs=None, model=None, skip=("out",)):
+def settings(args, inputs=None, model=None, skip=("out",)):
     """The resolved settings of a run: its arguments (all but `skip`), the content hash of
     each input file ({name: path}; a missing one is recorded as absent), the model folder and
     its fingerprint (or a label such as 'tiny offline model, seed 0' when it is built here)."""
-    args = {k: v for k, v in sorted(vars(a).items()) if k not in skip}
+    kept = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
     files = {}
     for name, path in (inputs or {}).items():
         files[name] = (file_sha256(path) if path and os.path.isfile(path) else None)
-    s = {"args": args, "inputs": files}
+    s = {"args": kept, "inputs": files}
     if model is not None:
         s["model weights"] = model if not os.path.isdir(str(model)) else model_fingerprint(model)
     return json.loads(json.dumps(s, default=str))   # as it will read back from run.json
