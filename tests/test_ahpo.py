@@ -81,6 +81,21 @@ def test_on_policy_terms_match_the_formula():
     assert torch.allclose(lp.grad, A[:, None] * mask)
 
 
+def test_expert_nll_and_luffy_group():
+    logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -3.0, -0.2]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 0]]).float()
+    assert ahpo.expert_nll(logp, mask).item() == pytest.approx(1.0 + 2.0 + 0.1 + 3.0)
+    # LUFFY: prompt 0 (an expert trace) is re-normalised over N + 1 members, the expert with
+    # reward 1; prompt 1 (no trace) keeps its plain group's advantages and an expert A of 0
+    R = torch.tensor([1.0, 0, 0, 0, 1, 0])
+    A = ahpo.group_advantages(R, 3)
+    A_l, A_e = ahpo.luffy_group(R, 3, A, torch.tensor([True, False]))
+    want = ahpo.group_advantages(torch.tensor([1.0, 0, 0, 1]), 4)
+    assert torch.equal(A_l[:3], want[:3]) and A_e[0] == want[3] > 0
+    assert torch.equal(A_l[3:], A[3:]) and A_e[1] == 0
+    assert torch.equal(A, ahpo.group_advantages(R, 3))   # the plain advantages are left as they were
+
+
 def test_luffy_and_kl_terms():
     logp = torch.log(torch.tensor([[0.5, 0.1, 0.9]]))
     mask = torch.tensor([[1.0, 1.0, 0.0]])

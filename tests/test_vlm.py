@@ -517,3 +517,14 @@ def test_master_adamw_under_zero_resumes_like_one_process(tmp_path):
     assert got["masters"] and all(d == torch.float32 for d in got["masters"])
     for a, b in zip(got["params"], params):
         assert a.dtype == torch.bfloat16 and torch.equal(a, b.detach())
+
+
+def test_lr_schedules_and_the_default_lr_rule(tiny):
+    lr = vlm.training.lr_at
+    assert [lr(s, 10, 1.0, 2, "constant") for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]   # warmup, then flat
+    cos = [lr(s, 10, 1.0, 2, "cosine") for s in range(10)]
+    assert cos[:2] == [0.5, 1.0] and cos[2] == 1.0 and all(a > b for a, b in zip(cos[2:], cos[3:]))
+    assert lr(10, 10, 1.0, 0, "cosine") == pytest.approx(0.1)                            # down to 10%
+    model, _ = tiny["vl"]   # well under 50M parameters: the toy rate, for sft and ahpo alike
+    assert vlm.training.default_lr(model, big=1e-5, small=1e-3) == 1e-3
+    assert vlm.training.default_lr(model, big=1e-6, small=1e-3, threshold=1) == 1e-6
