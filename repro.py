@@ -530,9 +530,10 @@ def mixed_table(a, rows, probe, notes):
         d = t_interval([r["xi_hard"] - r["xi_easy"] for r in ah])
         verdict = ("falls well below (under half)" if d[0] - d[1] > 0 and e[0] <= h[0] / 2 else
                    "falls below" if d[0] - d[1] > 0 else "does not fall measurably below")
-        verdict += " (one seed: no interval)" if len(ah) < 2 else ""
-        head.append(f"AHPO's xi rate on easy prompts is {e[0]:.1f}% ± {e[1]:.1f}, on hard prompts {h[0]:.1f}% ± "
-                    f"{h[1]:.1f}: hard minus easy {d[0]:.1f} ± {d[1]:.1f} points (paired by seed, 95% t). The easy "
+        pm = (lambda m: f"{m[0]:.1f} ± {m[1]:.1f}") if len(ah) > 1 else (lambda m: f"{m[0]:.1f}")  # noqa: E731
+        how = "paired by seed, 95% t" if len(ah) > 1 else "one seed: no interval"
+        head.append(f"AHPO's xi rate on easy prompts is {pm(e)}%, on hard prompts {pm(h)}%: hard minus easy "
+                    f"{pm(d)} points ({how}), easy / hard = {e[0] / max(h[0], 1e-9):.2f}. The easy "
                     f"rate {verdict} the hard rate.")
     st = sorted(by.get("static", []), key=lambda r: r["seed"])
     pairs = [(x, y) for x in ah for y in st if x["seed"] == y["seed"]]
@@ -543,7 +544,7 @@ def mixed_table(a, rows, probe, notes):
             d = t_interval([x[key] - y[key] for x, y in pairs])
             word = ("one seed: no interval" if len(pairs) < 2 else "AHPO higher" if d[0] - d[1] > 0
                     else "static higher" if d[0] + d[1] < 0 else "no difference resolved")
-            head.append(f"- {name}: {d[0]:+.1f} ± {d[1]:.1f} ({word})")
+            head.append(f"- {name}: {d[0]:+.1f}" + (f" ± {d[1]:.1f}" if len(pairs) > 1 else "") + f" ({word})")
     return "\n".join(head) + "\n"
 
 
