@@ -86,9 +86,10 @@ SETTINGS = {
 # probe_samples: samples per instance for the base's measured success; train_half / eval_half: at
 # most this many easy and as many hard instances in the training pool / each held-out half.
 # Sizes chosen to fit ~45 minutes on a loaded 2-core machine with 5 seeds: a pilot at 24 steps and 2
-# samples took 6 minutes for the base and under 3 minutes a seed (6 methods, about 8 s of training each).
+# samples took 6 minutes for the base and under 3 minutes a seed (6 methods, about 8 s of training each)
+# on a quiet machine, but a step took 10x longer (3 s) once other jobs loaded it.
 SETTINGS["mixed"] = dict(SETTINGS["full"], target_levels="1,2,3,4", target_count=40, eval_count=15,
-                         steps=96, rollouts=5, samples=4, seeds="1,2,3,4,5", base_epochs=3.0,
+                         steps=32, rollouts=5, samples=2, seeds="1,2,3,4,5", base_epochs=3.0,
                          probe_samples=10, easy_min=0.4, hard_max=0.05, train_half=40, eval_half=20)
 # base_epochs: sft.py --epochs, which caps --base-steps (3, sft.py's default, as in the full setting).
 # The quick base is trained longer than --quick's (300 steps of a 1-layer model, seconds) so that
