@@ -546,7 +546,10 @@ def mixed_table(a, rows, probe, notes):
     if pairs:
         head += ["", "AHPO minus static mixing, paired by seed (95% t):", ""]
         for key, name in (("in_domain_easy", "in-domain easy"), ("in_domain_hard", "in-domain hard"),
-                          ("general", "general")):
+                          ("general", "general"), ("in_domain_easy_sampled", "in-domain easy, sampled"),
+                          ("in_domain_hard_sampled", "in-domain hard, sampled"), ("general_sampled", "general, sampled")):
+            if not all(key in x and key in y for x, y in pairs):
+                continue
             d = t_interval([x[key] - y[key] for x, y in pairs])
             word = ("one seed: no interval" if len(pairs) < 2 else "AHPO higher" if d[0] - d[1] > 0
                     else "static higher" if d[0] + d[1] < 0 else "no difference resolved")
