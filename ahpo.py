@@ -492,6 +492,13 @@ def main(argv=None):
         # 7. log: the same keys every step
         tot = lambda x: training.all_reduce_sum(float(x), world)  # noqa: E731
         n_roll = tot(len(rows))
+        # per prompt of the global batch, [record id, successes, xi]: lets a caller split the xi
+        # rate and the reward by its own prompt groups (repro.py --setting mixed: easy / hard)
+        per_prompt = torch.zeros(len(idx), 2)
+        if n:
+            per_prompt[rank * per_rank:(rank + 1) * per_rank, 0] = (R.view(-1, n) >= 1).sum(1).float()
+        per_prompt[rank * per_rank:(rank + 1) * per_rank, 1] = xi
+        per_prompt = training.all_reduce_sum(per_prompt, world)
         roll_tokens = tot(sum(len(ids) for _, ids, _ in rows))
         row = {"step": step + 1, "mode": args.mode, "lr": lr_now,
                "reward_mean": tot(R.sum()) / max(n_roll, 1.0),
@@ -505,7 +512,8 @@ def main(argv=None):
                "tokens_on": T_on, "tokens_off": T_off,
                "rollout_tok_s": roll_tokens / max(t1 - t0, 1e-9),
                "train_tok_s": (T_on + T_off) * args.epochs / max(t3 - t2, 1e-9),
-               "t_sample": t1 - t0, "t_score": t2 - t1, "t_train": t3 - t2}
+               "t_sample": t1 - t0, "t_score": t2 - t1, "t_train": t3 - t2,
+               "per_prompt": [[prompts[i]["record"]["id"], int(s), int(x)] for i, (s, x) in zip(idx, per_prompt.tolist())]}
         if master:
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()

@@ -5,6 +5,8 @@ static mixing, with a small model trained from scratch (no download, no GPU).
     python repro.py                                      # the full toy run (3 seeds, ~25 min on 2 cores)
     python repro.py --results-dir repro/results          # ... and copy table + plots there
     python repro.py --target-levels 4 --rollouts 5 --out runs/repro-sparse   # sparser rewards
+    python repro.py --setting mixed                      # easy and hard prompts, by the base's measured success
+    python repro.py --quick --setting mixed              # its CI smoke run
 
 The protocol (issue 11), every stage called through its own `main(argv)`:
   1. data (synth.py, elicit.py --text-only): held-out evaluation sets first, from the bench split
@@ -31,6 +33,16 @@ Compact prompts: the platform's text questions are 160-400 tokens of instruction
 state; a model this small spends its budget reading them. With `--prompt-style compact` (the
 default) each record's text question is "<task>: <state>" (plus the boxed-answer request every
 prompt gets), 35-80 tokens for the targets. `--prompt-style full` keeps the platform's questions.
+
+Mixed difficulty (--setting mixed, issue 20): AHPO's gate decides per prompt, so the training pool
+must hold prompts the base already solves (2 of 5 rollouts right) and prompts it cannot. The
+candidates are the targets at levels 1-4; the base's sampled success is MEASURED per instance
+(--probe-samples samples at temperature 1), and an instance is easy at >= --easy-min, hard below
+--hard-max, else unused. The pool is equal parts easy and hard; the held-out targets are split the
+same way (measured too). Reported per method, mean and 95% t-interval over seeds: held-out
+accuracy on easy and on hard instances, general accuracy, and the xi rate on easy and on hard
+prompts over the steps (from ahpo.py's per_prompt log), plus the mechanism check (AHPO's xi on easy
+against hard) and AHPO against static mixing, paired by seed.
 
 Everything lands in --out (default runs/repro/): data/, base/, <method>-s<seed>/ (metrics.jsonl,
 eval-*/, log.txt), table.md, results.json, reward.png, xi_rate.png.
@@ -69,12 +81,34 @@ SETTINGS = {
                   hidden=32, layers=1, heads=2, kv_heads=1, base_steps=10, base_batch=8, base_lr=3e-3,
                   steps=2, prompts=4, rollouts=3, lr=1e-3, max_new_tokens=8, samples=1, seeds="1"),
 }
+# Mixed difficulty (issue 20): the full setting's base, targets at levels 1-4 as candidates (the base
+# saw level 1 in its SFT, so some instances should be easy; levels 3-4 rarely are), the paper's N = 5.
+# probe_samples: samples per instance for the base's measured success; train_half / eval_half: at
+# most this many easy and as many hard instances in the training pool / each held-out half.
+# Sizes chosen to fit ~45 minutes on a loaded 2-core machine with 5 seeds: a pilot at 24 steps and 2
+# samples took 6 minutes for the base and under 3 minutes a seed (6 methods, about 8 s of training each)
+# on a quiet machine, but a step took 10x longer (3 s) once other jobs loaded it; 32 steps then took
+# 12 minutes for all 5 seeds (the base reused).
+SETTINGS["mixed"] = dict(SETTINGS["full"], target_levels="1,2,3,4", target_count=40, eval_count=15,
+                         steps=64, rollouts=5, samples=2, seeds="1,2,3,4,5", base_epochs=3.0,
+                         probe_samples=10, easy_min=0.4, hard_max=0.05, train_half=40, eval_half=20)
+# base_epochs: sft.py --epochs, which caps --base-steps (3, sft.py's default, as in the full setting).
+# The quick base is trained longer than --quick's (300 steps of a 1-layer model, seconds) so that
+# some level-1 instances are measurably easy and the split has two halves to test.
+SETTINGS["mixed-quick"] = dict(SETTINGS["quick"], target_levels="1,4", target_count=6, eval_count=4,
+                               base_steps=300, base_lr=1e-2, base_epochs=100.0, rollouts=5, probe_samples=10, easy_min=0.4, hard_max=0.05,
+                               train_half=4, eval_half=4)
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+        10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
+        18: 2.101, 19: 2.093, 20: 2.086}   # Student t, 0.975 quantile by degrees of freedom (t tables)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="the CI setting: tiny sizes, 1 seed, few steps")
+    p.add_argument("--setting", choices=("full", "mixed"), default="full",
+                   help="full: one target level (--target-levels); mixed: easy and hard prompts by measured base success")
     p.add_argument("--out", default=None, help="output folder (default runs/repro, runs/repro-quick with --quick)")
     p.add_argument("--results-dir", default=None, help="copy table.md, results.json and the plots here")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
@@ -84,14 +118,18 @@ def parse_args(argv=None):
                    help="compact: elicit's verified trace cut to its boxed answer; full: unchanged")
     p.add_argument("--prompt-style", choices=("compact", "full"), default="compact",
                    help="compact: '<task>: <state>' as the text question; full: the platform's question text")
-    for k, v in SETTINGS["full"].items():   # every setting can be overridden; defaults from --quick/full
-        p.add_argument("--" + k.replace("_", "-"), type=type(v), default=None, help=f"(full: {v})")
+    for k, v in SETTINGS["mixed"].items():   # every setting can be overridden; defaults from --quick/--setting
+        p.add_argument("--" + k.replace("_", "-"), type=type(v), default=None,
+                       help=f"(full: {SETTINGS['full'][k]})" if k in SETTINGS["full"] else f"(mixed: {v})")
     a = p.parse_args(argv)
-    base = SETTINGS["quick" if a.quick else "full"]
+    key = ("mixed-" if a.setting == "mixed" else "") + ("quick" if a.quick else "")
+    base = SETTINGS[key.strip("-") or "full"]
     for k, v in base.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
-    a.out = a.out or ("runs/repro-quick" if a.quick else "runs/repro")
+    if a.setting == "mixed" and not 0 <= a.hard_max < a.easy_min <= 1:
+        p.error(f"--hard-max {a.hard_max} must be below --easy-min {a.easy_min}, both in [0, 1]")
+    a.out = a.out or ("runs/repro" + ("-mixed" if a.setting == "mixed" else "") + ("-quick" if a.quick else ""))
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.methods = [m for m in a.methods.split(",") if m]
     bad = [m for m in a.methods if m not in METHODS]
@@ -161,7 +199,11 @@ def make_data(a, d, log):
                 compact_prompts(os.path.join(d, name, "records.jsonl"))
             continue
         argv = ["--split", split, "--tasks", tk, "--levels", lv, "--count", n, "--no-images", "--out", os.path.join(d, name)]
-        if split == "train":
+        if split == "train" and a.setting == "mixed":   # level 1 is also in base_train: other instances
+            write_jsonl(os.path.join(d, "exclude_mixed.jsonl"), read_jsonl(os.path.join(d, "eval_all.jsonl"))
+                        + read_jsonl(os.path.join(d, "base_train", "records.jsonl")))
+            argv += ["--exclude", os.path.join(d, "exclude_mixed.jsonl")]
+        elif split == "train":
             argv += ["--exclude", os.path.join(d, "eval_all.jsonl")]
         call("synth", argv, log)
         if a.prompt_style == "compact":
@@ -174,6 +216,11 @@ def make_data(a, d, log):
         overlap = held & state_hashes(os.path.join(d, name, "records.jsonl"))
         if overlap:
             raise SystemExit(f"error: {name} shares {len(overlap)} states with the evaluation sets")
+    if a.setting == "mixed":
+        overlap = state_hashes(os.path.join(d, "base_train", "records.jsonl")) & \
+            state_hashes(os.path.join(d, "target_train", "records.jsonl"))
+        if overlap:
+            raise SystemExit(f"error: target_train shares {len(overlap)} states with base_train")
     # expert traces (SERG, rule-based rewriter), verified by the task checkers
     notes = {}
     for name in ("base_train", "target_train"):
@@ -201,7 +248,9 @@ def evaluate(a, model, run_dir, data, log):
     probability the right answers gained. A fresh output folder each time (evaluate.py resumes
     from old responses otherwise); batch 8."""
     acc = {}
-    for key, name in (("in_domain", "eval_target"), ("general", "eval_general")):
+    sets = ((("in_domain_easy", "eval_easy"), ("in_domain_hard", "eval_hard")) if a.setting == "mixed"
+            else (("in_domain", "eval_target"),)) + (("general", "eval_general"),)
+    for key, name in sets:
         sampled = []
         for k in range(-1, a.samples):   # -1: greedy
             out = os.path.join(run_dir, f"eval-{key}" + (f"-t1-s{k}" if k >= 0 else ""))
@@ -210,7 +259,10 @@ def evaluate(a, model, run_dir, data, log):
                               "--out", out, "--max-new-tokens", a.max_new_tokens, "--batch-size", 8]
                  + (["--temperature", 1.0, "--seed", k] if k >= 0 else []), log)
             with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-                overall = json.load(f)["overall"]
+                summary = json.load(f)
+            overall = summary["overall"]   # the mean over tasks
+            if a.setting == "mixed" and key != "general":   # easy / hard are sets of instances, their
+                overall = 100 * summary["n_correct"] / max(summary["n"], 1)   # task mix uneven: per instance
             if k < 0:
                 acc[key] = overall
             else:
@@ -230,21 +282,111 @@ def train_base(a, out, data, log):
         call("sft", ["--model", os.path.join(d, "init"), "--data", os.path.join(data, "base_train", "traces.jsonl"),
                      "--out", d, "--max-steps", a.base_steps, "--batch-size", a.base_batch,
                      "--micro-batch-size", a.base_batch, "--lr", a.base_lr, "--text-only", "--save-every", 10 ** 6,
-                     "--no-resume", "--seed", 0], log)
+                     "--no-resume", "--seed", 0] + (["--epochs", a.base_epochs] if a.setting == "mixed" else []), log)
         wall = time.perf_counter() - t
     else:   # reused from an earlier run of the same --out: its logged step times
         wall = sum(r["seconds"] for r in read_jsonl(os.path.join(d, "metrics.jsonl")))
         print(f"reusing {d}/final (delete it to retrain the base)", flush=True)
+    if a.setting == "mixed":   # the easy / hard split needs the trained base
+        split_by_base(a, os.path.join(d, "final"), data)
     acc = evaluate(a, os.path.join(d, "final"), d, data, log)
     return dict(method="base", seed=0, wall_s=round(wall, 1), **acc)
+
+
+# ---- mixed difficulty: easy and hard by the base's measured sampled success ----------------------------
+def base_successes(a, model_dir, records, seed):
+    """{record id: successes of a.probe_samples samples at temperature 1 from the base}, batches of
+    16 prompts, the rollouts' own prompt and sampler (ahpo.py), scored by the task verifier."""
+    import torch
+    import vlm
+    model, proc = vlm.load(model_dir, device="cpu")
+    model.eval()
+    K, got = a.probe_samples, {}
+    for k in range(0, len(records), 16):
+        part = records[k:k + 16]
+        batch = vlm.prompt_batch(proc, [tasks.messages_for(r, True) for r in part], drop_images=True)
+        with torch.no_grad():
+            out = vlm.sample(model, proc, batch, n=K, max_new_tokens=a.max_new_tokens, temperature=1.0,
+                             seed=seed + k)
+        for j, r in enumerate(part):
+            got[r["id"]] = sum(bool(tasks.score(t, r)) for t in out.texts[j * K:(j + 1) * K])
+    return got
+
+
+def split_by_base(a, model_dir, data):
+    """Measure the base on every candidate (training pool and held-out targets), keep instances
+    with rate >= easy_min (easy) or < hard_max (hard); the pool takes as many easy as hard (at
+    most train_half each, a seeded draw), each held-out half at most eval_half. Writes
+    data/mixed_train (records + their traces), data/eval_easy, data/eval_hard, data/probe.json."""
+    import random
+    K, probe = a.probe_samples, {"probe_samples": a.probe_samples, "easy_min": a.easy_min, "hard_max": a.hard_max}
+    for name, pool, cap, seed in (("train", "target_train", a.train_half, 0), ("eval", "eval_target", a.eval_half, 10 ** 6)):
+        recs = read_jsonl(os.path.join(data, pool, "records.jsonl"))
+        succ = base_successes(a, model_dir, recs, seed)
+        groups = {}
+        for r in recs:   # per (task, level): the measured rate, for the table header
+            g = groups.setdefault(f"{r['task']} L{r['difficulty']}", [0, 0])
+            g[0] += succ[r["id"]]
+            g[1] += K
+        easy = [r for r in recs if succ[r["id"]] / K >= a.easy_min]
+        hard = [r for r in recs if succ[r["id"]] / K < a.hard_max]
+        for label, part in (("easy", easy), ("hard", hard)):
+            if not part:
+                raise SystemExit(f"error: no {label} instance in {pool} (base sampled success "
+                                 f"{'>= ' + str(a.easy_min) if label == 'easy' else '< ' + str(a.hard_max)} "
+                                 f"over {K} samples) among {len(recs)}; per task/level: {groups}")
+        rng = random.Random(seed)
+        rng.shuffle(easy)
+        rng.shuffle(hard)
+        n_e, n_h = (min(len(easy), len(hard), cap),) * 2 if name == "train" else (min(len(easy), cap), min(len(hard), cap))
+        easy, hard = easy[:n_e], hard[:n_h]
+        rate = lambda rs: round(100 * sum(succ[r["id"]] for r in rs) / (K * len(rs)), 1)  # noqa: E731
+        probe[name] = {"candidates": len(recs), "per_task_level": {g: round(100 * s / n, 1) for g, (s, n) in groups.items()},
+                       "easy_ids": [r["id"] for r in easy], "hard_ids": [r["id"] for r in hard],
+                       "easy_rate": rate(easy), "hard_rate": rate(hard),
+                       "easy_min_rate": min(100 * succ[r["id"]] / K for r in easy),
+                       "hard_max_rate": max(100 * succ[r["id"]] / K for r in hard), "successes": succ}
+        if name == "train":
+            os.makedirs(os.path.join(data, "mixed_train"), exist_ok=True)
+            write_jsonl(os.path.join(data, "mixed_train", "records.jsonl"), easy + hard)
+            ids = {r["id"] for r in easy + hard}
+            write_jsonl(os.path.join(data, "mixed_train", "traces.jsonl"),
+                        [t for t in read_jsonl(os.path.join(data, pool, "traces.jsonl")) if t["id"] in ids])
+        else:
+            for label, part in (("easy", easy), ("hard", hard)):
+                os.makedirs(os.path.join(data, f"eval_{label}"), exist_ok=True)
+                write_jsonl(os.path.join(data, f"eval_{label}", "records.jsonl"), part)
+    with open(os.path.join(data, "probe.json"), "w", encoding="utf-8") as f:
+        json.dump(probe, f, indent=1)
+    return probe
+
+
+def split_metrics(a, run_dir, probe):
+    """From a run's metrics.jsonl per_prompt rows: xi rate and rollout reward over all steps, and
+    per step, on the easy and on the hard training prompts."""
+    rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+    out = {}
+    for label in ("easy", "hard"):
+        ids = set(probe["train"][f"{label}_ids"])
+        per_step = []
+        for r in rows:
+            mine = [(s, x) for i, s, x in r["per_prompt"] if i in ids]
+            per_step.append((r["step"], len(mine), sum(x for _, x in mine), sum(s for s, _ in mine)))
+        n = sum(m for _, m, _, _ in per_step)
+        out[f"xi_{label}"] = 100 * sum(x for _, _, x, _ in per_step) / max(n, 1)
+        out[f"reward_{label}"] = 100 * sum(s for _, _, _, s in per_step) / max(n * a.rollouts, 1)
+        out[f"curve_xi_{label}"] = [(st, x / m if m else None) for st, m, x, _ in per_step]
+        out[f"curve_reward_{label}"] = [(st, s / (m * a.rollouts) if m else None) for st, m, _, s in per_step]
+    return out
 
 
 def train_method(a, method, seed, base, out, data, log):
     d = os.path.join(out, f"{method}-s{seed}")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    records = os.path.join(data, "target_train", "records.jsonl")
-    traces = os.path.join(data, "target_train", "traces.jsonl")
+    pool = "mixed_train" if a.setting == "mixed" else "target_train"
+    records = os.path.join(data, pool, "records.jsonl")
+    traces = os.path.join(data, pool, "traces.jsonl")
     common = ["--records", records, "--traces", traces, "--prompts-per-step", a.prompts, "--rollouts", a.rollouts,
               "--max-new-tokens", a.max_new_tokens, "--lr", a.lr, "--text-only", "--seed", seed,
               "--save-every", 10 ** 6, "--no-resume"]
@@ -260,6 +402,9 @@ def train_method(a, method, seed, base, out, data, log):
         call("ahpo", ["--mode", method, "--model", base, "--out", d, "--steps", a.steps] + common, log)
     wall = time.perf_counter() - t
     acc = evaluate(a, os.path.join(d, "final"), d, data, log)
+    if a.setting == "mixed":   # sft-then-grpo: its GRPO half (the SFT half has xi = 1 by construction)
+        with open(os.path.join(data, "probe.json"), encoding="utf-8") as f:
+            acc.update(split_metrics(a, d, json.load(f)))
     return dict(method=method, seed=seed, wall_s=round(wall, 1), **acc)
 
 
@@ -322,6 +467,114 @@ def table(a, rows, notes, base_sparse):
     return "\n".join(head + lines) + "\n"
 
 
+def t_interval(xs):
+    """(mean, half-width of the 95% Student t interval over seeds); one seed: width 0 (none)."""
+    m = statistics.fmean(xs)
+    if len(xs) < 2:
+        return m, 0.0
+    t = T975.get(len(xs) - 1, T975[20])   # beyond 20 degrees of freedom: t_20, slightly wide
+    return m, t * statistics.stdev(xs) / len(xs) ** 0.5
+
+
+def mixed_table(a, rows, probe, notes):
+    """The mixed setting's Table 2: held-out accuracy on easy / hard targets, general accuracy, the
+    xi rate on easy / hard training prompts; then the mechanism check and AHPO against static."""
+    base = next(r for r in rows if r["method"] == "base")
+    base_steps = len(read_jsonl(os.path.join(a.out, "base", "metrics.jsonl")))   # what sft.py ran
+    ci = lambda xs: "{:.1f} ± {:.1f}".format(*t_interval(xs)) if len(xs) > 1 else f"{xs[0]:.1f}"  # noqa: E731
+    tr, ev = probe["train"], probe["eval"]
+    pct = lambda d: ", ".join(f"{g} {v:.0f}%" for g, v in d.items())  # noqa: E731
+    n_seeds = len(a.seeds)
+    head = [f"# Toy Table 2, mixed difficulty ({'quick' if a.quick else 'full'} setting)", "",
+            f"Accuracy and rates in percent, mean ± half-width of the 95% Student t interval over {n_seeds} seed(s) "
+            f"{a.seeds} (t with n-1 degrees of freedom, sample std; one seed: no interval); the base is one model "
+            f"(seed 0). Budget per method: {a.steps} steps x {a.prompts} prompts x {a.rollouts} rollouts, lr {a.lr}, "
+            f"{a.max_new_tokens} new tokens, R_hat 2. Model: text-only Qwen2 from scratch, hidden {a.hidden}, "
+            f"{a.layers} layers; base SFT {base_steps} steps (--base-steps {a.base_steps}, at most "
+            f"{a.base_epochs:g} epochs) x {a.base_batch} on {a.general} (levels "
+            f"{a.general_levels}) and {a.targets} level 1. Data: {json.dumps(notes)}.", "",
+            f"**Easy and hard, measured.** The base's sampled success per instance: {a.probe_samples} samples at "
+            f"temperature 1 each (the rollouts' sampler). Easy: >= {100 * a.easy_min:.0f}%, hard: < "
+            f"{100 * a.hard_max:.0f}%, other instances unused. Candidates {a.targets} at levels {a.target_levels}.",
+            f"- Training pool ({tr['candidates']} candidates; per task and level {pct(tr['per_task_level'])}): "
+            f"{len(tr['easy_ids'])} easy (measured {tr['easy_rate']:.1f}%, lowest {tr['easy_min_rate']:.0f}%) + "
+            f"{len(tr['hard_ids'])} hard (measured {tr['hard_rate']:.1f}%, highest {tr['hard_max_rate']:.0f}%).",
+            f"- Held-out targets, bench split ({ev['candidates']} candidates; per task and level "
+            f"{pct(ev['per_task_level'])}): {len(ev['easy_ids'])} easy (measured {ev['easy_rate']:.1f}%) and "
+            f"{len(ev['hard_ids'])} hard (measured {ev['hard_rate']:.1f}%).", "",
+            "| Method | In-domain easy | In-domain hard | General (forgetting) | xi rate, easy prompts "
+            "| xi rate, hard prompts | Reward, easy prompts | Reward, hard prompts | Wall time / run (s) |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| {LABELS['base']} | {base['in_domain_easy']:.1f} | {base['in_domain_hard']:.1f} | {base['general']:.1f} "
+            f"| - | - | {tr['easy_rate']:.1f} | {tr['hard_rate']:.1f} | {base['wall_s']:.0f} |"]
+    by = {m: [r for r in rows if r["method"] == m] for m in a.methods}
+    for m, rs in by.items():
+        if not rs:
+            continue
+        rew = (ci([r["reward_easy"] for r in rs]), ci([r["reward_hard"] for r in rs])) if m != "sft" else ("-", "-")
+        head.append(f"| {LABELS[m]} | {ci([r['in_domain_easy'] for r in rs])} | {ci([r['in_domain_hard'] for r in rs])} "
+                    f"| {ci([r['general'] for r in rs])} | {ci([r['xi_easy'] for r in rs])} | {ci([r['xi_hard'] for r in rs])} "
+                    f"| {rew[0]} | {rew[1]} | {statistics.fmean(r['wall_s'] for r in rs):.0f} |")
+    head += ["", "Held-out accuracy is greedy (evaluate.py). xi rate and reward: over all steps, the share of "
+             "easy (hard) prompt draws with the expert term on, and the rollouts' success on them (SFT: no rollouts; "
+             "SFT then GRPO: its GRPO half). Base reward: its measured sampled success on the pool. In-domain accuracy is "
+             "per instance (n_correct / n: the halves mix tasks unevenly), general accuracy evaluate.py's overall "
+             "(the mean over tasks)."]
+    if all("in_domain_easy_sampled" in r for r in rows):
+        head += ["", f"Sampled accuracy (mean over {a.samples} samples at temperature 1 per instance, same runs):", "",
+                 "| Method | In-domain easy | In-domain hard | General |", "|---|---|---|---|",
+                 f"| {LABELS['base']} | {base['in_domain_easy_sampled']:.1f} | {base['in_domain_hard_sampled']:.1f} "
+                 f"| {base['general_sampled']:.1f} |"]
+        for m, rs in by.items():
+            if rs:
+                head.append(f"| {LABELS[m]} | {ci([r['in_domain_easy_sampled'] for r in rs])} "
+                            f"| {ci([r['in_domain_hard_sampled'] for r in rs])} | {ci([r['general_sampled'] for r in rs])} |")
+    head += ["", "## Mechanism check: AHPO's gate on easy against hard prompts", ""]
+    ah = sorted(by.get("ahpo", []), key=lambda r: r["seed"])
+    if ah:
+        e, h = t_interval([r["xi_easy"] for r in ah]), t_interval([r["xi_hard"] for r in ah])
+        d = t_interval([r["xi_hard"] - r["xi_easy"] for r in ah])
+        verdict = ("falls well below (under half)" if d[0] - d[1] > 0 and e[0] <= h[0] / 2 else
+                   "falls below" if d[0] - d[1] > 0 else "does not fall measurably below")
+        pm = (lambda m: f"{m[0]:.1f} ± {m[1]:.1f}") if len(ah) > 1 else (lambda m: f"{m[0]:.1f}")  # noqa: E731
+        how = "paired by seed, 95% t" if len(ah) > 1 else "one seed: no interval"
+        head.append(f"AHPO's xi rate on easy prompts is {pm(e)}%, on hard prompts {pm(h)}%: hard minus easy "
+                    f"{pm(d)} points ({how}), easy / hard = {e[0] / max(h[0], 1e-9):.2f}. The easy "
+                    f"rate {verdict} the hard rate.")
+    st = sorted(by.get("static", []), key=lambda r: r["seed"])
+    pairs = [(x, y) for x in ah for y in st if x["seed"] == y["seed"]]
+    if pairs:
+        head += ["", "AHPO minus static mixing, paired by seed (95% t):", ""]
+        for key, name in (("in_domain_easy", "in-domain easy"), ("in_domain_hard", "in-domain hard"),
+                          ("general", "general"), ("in_domain_easy_sampled", "in-domain easy, sampled"),
+                          ("in_domain_hard_sampled", "in-domain hard, sampled"), ("general_sampled", "general, sampled")):
+            if not all(key in x and key in y for x, y in pairs):
+                continue
+            d = t_interval([x[key] - y[key] for x, y in pairs])
+            word = ("one seed: no interval" if len(pairs) < 2 else "AHPO higher" if d[0] - d[1] > 0
+                    else "static higher" if d[0] + d[1] < 0 else "no difference resolved")
+            head.append(f"- {name}: {d[0]:+.1f}" + (f" ± {d[1]:.1f}" if len(pairs) > 1 else "") + f" ({word})")
+    return "\n".join(head) + "\n"
+
+
+def mixed_curves(a, rows, key, skip=()):
+    """Seed-mean per-step curve of a split_metrics curve key, per method (a step without such a
+    prompt in a seed is left out of that step's mean)."""
+    series = {}
+    for m in a.methods:
+        rs = [r for r in rows if r["method"] == m and key in r]
+        if m in skip or not rs:
+            continue
+        off = a.steps // 2 if m == "sft-then-grpo" else 0
+        steps = sorted({st for r in rs for st, _ in r[key]})
+        pts = []
+        for st in steps:
+            vals = [v for r in rs for s2, v in r[key] if s2 == st and v is not None]
+            pts.append((off + st, statistics.fmean(vals) if vals else None))
+        series[LABELS[m]] = pts
+    return series
+
+
 def curves(a, out, key, skip=()):
     """Seed-mean curve of a metrics.jsonl key per method (sft-then-grpo: its GRPO half, after the SFT steps)."""
     series = {}
@@ -371,35 +624,48 @@ def main(argv=None):
         done = {(r["method"], r["seed"]) for r in rows}
         a.seeds = [s for s in a.seeds if any((m, s) in done for m in a.methods)]
         notes = {n: dict(traces=len(read_jsonl(os.path.join(data, n, "traces.jsonl"))))
-                 for n in ("base_train", "target_train")}
-        return report(a, out, rows, notes, sparse_note(rows[0]),
+                 for n in ("base_train", "target_train") + (("mixed_train",) if a.setting == "mixed" else ())}
+        return report(a, out, rows, notes, sparse_note(rows[0]) if a.setting != "mixed" else "",
                       argv, t0, say)
     notes = make_data(a, data, log)
     say(f"data: {notes}")
     rows = [train_base(a, out, data, log)]
     base = os.path.join(out, "base", "final")
-    say(f"base: in-domain {rows[0]['in_domain']:.1f} general {rows[0]['general']:.1f} ({rows[0]['wall_s']}s)")
-    base_sparse = sparse_note(rows[0])
+    say("base: " + " ".join(f"{k} {v:.1f}" for k, v in rows[0].items() if k.startswith(("in_domain", "general")))
+        + f" ({rows[0]['wall_s']}s)")
+    base_sparse = sparse_note(rows[0]) if a.setting != "mixed" else ""
     for seed in a.seeds:
         for m in a.methods:
             r = train_method(a, m, seed, base, out, data, os.path.join(out, f"log-{m}-s{seed}.txt"))
             rows.append(r)
-            say(f"{m} seed {seed}: in-domain {r['in_domain']:.1f} general {r['general']:.1f} "
-                f"(sampled {r.get('in_domain_sampled', 0):.1f} / {r.get('general_sampled', 0):.1f}; {r['wall_s']}s)")
+            say(f"{m} seed {seed}: " + " ".join(f"{k} {v:.1f}" for k, v in r.items()
+                                                 if k.startswith(("in_domain", "general", "xi_"))) + f" ({r['wall_s']}s)")
             with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
                 json.dump({"args": vars(a), "rows": rows}, f, indent=1)
     return report(a, out, rows, notes, base_sparse, argv, t0, say)
 
 
 def report(a, out, rows, notes, base_sparse, argv, t0, say):
-    md = table(a, rows, notes, base_sparse)
+    if a.setting == "mixed":
+        with open(os.path.join(out, "data", "probe.json"), encoding="utf-8") as f:
+            md = mixed_table(a, rows, json.load(f), notes)
+    else:
+        md = table(a, rows, notes, base_sparse)
     md += f"\nTotal wall time: {time.perf_counter() - t0:.0f} s. Command: `python repro.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n"
     with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
         f.write(md)
-    plot(os.path.join(out, "reward.png"), [("Rollout reward (mean over seeds)",
-                                            curves(a, out, "reward_mean", skip=("sft",)), "reward")])
-    # sft samples no rollouts: no reward curve
-    plot(os.path.join(out, "xi_rate.png"), [("xi rate: prompts with the expert term on", curves(a, out, "xi_rate"), "xi")])
+    if a.setting == "mixed":   # the same two files, each split into an easy and a hard panel
+        plot(os.path.join(out, "reward.png"), [
+            (f"Rollout reward, {g} prompts (mean over seeds)", mixed_curves(a, rows, f"curve_reward_{g}", skip=("sft",)),
+             "reward") for g in ("easy", "hard")])
+        plot(os.path.join(out, "xi_rate.png"), [
+            (f"xi rate, {g} prompts: expert term on", mixed_curves(a, rows, f"curve_xi_{g}"), "xi")
+            for g in ("easy", "hard")])
+    else:
+        plot(os.path.join(out, "reward.png"), [("Rollout reward (mean over seeds)",
+                                                curves(a, out, "reward_mean", skip=("sft",)), "reward")])
+        # sft samples no rollouts: no reward curve
+        plot(os.path.join(out, "xi_rate.png"), [("xi rate: prompts with the expert term on", curves(a, out, "xi_rate"), "xi")])
     print(md)
     if a.results_dir:
         os.makedirs(a.results_dir, exist_ok=True)

@@ -163,6 +163,11 @@ def test_ahpo_learns_the_toy_task(toy):
     assert first < 0.2 and last > 0.6, (first, last)
     assert m[0]["xi_rate"] == 1.0 and m[-1]["xi_rate"] < 0.5  # the gate switches itself off
     assert set(m[0]) == set(m[-1])
+    for r in m:   # per_prompt: [record id, successes of 5, xi] for each prompt of the step
+        ids, succ, xi = zip(*r["per_prompt"])
+        assert len(ids) == 4 and set(ids) <= {f"toy-{k}" for k in range(8)}
+        assert list(xi) == [int(s < 2) for s in succ]   # R_hat = 2, every prompt has a trace
+        assert sum(xi) / 4 == r["xi_rate"] and sum(succ) / 20 == pytest.approx(r["reward_mean"])
 
 
 def test_with_zero_rewards_grpo_stands_still_and_ahpo_learns_from_the_expert(toy):
@@ -239,6 +244,7 @@ def test_ddp_two_processes_equal_one(tmp_path):
         for key in ("reward_mean", "xi_rate", "tokens_on", "tokens_off", "response_len"):
             assert x[key] == pytest.approx(y[key]), key
         assert x["loss_off"] == pytest.approx(y["loss_off"], rel=1e-5, abs=1e-6)
+        assert x["per_prompt"] == y["per_prompt"]   # gathered from both ranks, in the step's order
 
 
 def test_rollouts_that_would_be_cut_are_refused_before_the_first_step(toy):
