@@ -262,7 +262,7 @@ def check_lengths(args, proc, prompts, master=True):
     and prompt + expert trace (its answer is at its end), must fit --max-len. With --drop-long
     the traces that do not fit are dropped (their prompts stay, without the expert term).
     Returns the prompts."""
-    P = modelio.row_lengths(proc, [p["messages"] for p in prompts], drop_images=args.text_only)
+    P = modelio.prompt_lengths(proc, [p["messages"] for p in prompts], drop_images=args.text_only)
     k = max(range(len(P)), key=P.__getitem__)
     if args.mode != "sft" and P[k] + args.max_new_tokens > args.max_len:
         raise SystemExit(f"error: {args.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
@@ -270,11 +270,9 @@ def check_lengths(args, proc, prompts, master=True):
                          f"{args.max_len}: rollouts would be cut; raise --max-len to {P[k] + args.max_new_tokens}")
     ex = [(p, n) for p, n in zip(prompts, P) if p["expert"]]
     if args.mode != "grpo" and ex:
-        rows = modelio.row_lengths(proc, [p["messages"] for p, _ in ex], [p["expert"] for p, _ in ex], args.text_only)
-        long, longest = modelio.long_rows_by_task([p["record"] for p, _ in ex], rows, args.max_len)
-        if long:
-            what = (f"{sum(long.values())} expert traces are longer than --max-len {args.max_len} (longest "
-                    f"{longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
+        rows = [n + c for (_, n), c in zip(ex, modelio.completion_lengths(proc, [p["expert"] for p, _ in ex]))]
+        what = modelio.too_long([p["record"] for p, _ in ex], rows, args.max_len, "expert traces")
+        if what:
             if not args.drop_long:
                 raise SystemExit(f"error: {args.traces}: {what}; raise --max-len or pass --drop-long")
             if master:

@@ -168,19 +168,18 @@ def main(argv=None):
         print("note: text-only model: images are dropped from the prompts (use elicit.py "
               "--text-only for questions that state the puzzle in words)", file=sys.stderr)
     # a trace's answer is at its end: one longer than --max-len is refused or dropped, never cut
-    rows = modelio.row_lengths(proc, [e["prompt"] for e in examples], [e["completion"] for e in examples], drop)
-    long, longest = modelio.long_rows_by_task(examples, rows, args.max_len)
-    if long:
-        what = (f"{sum(long.values())} of {len(examples)} traces are longer than --max-len {args.max_len} "
-                f"(longest {longest} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(long.items()))})")
+    C = modelio.completion_lengths(proc, [e["completion"] for e in examples])   # <|im_end|> included
+    rows = [p + c for p, c in zip(modelio.prompt_lengths(proc, [e["prompt"] for e in examples], drop), C)]
+    what = modelio.too_long(examples, rows, args.max_len, "traces")
+    if what:
         if not args.drop_long:
             raise SystemExit(f"error: {args.data}: {what}; raise --max-len or pass --drop-long")
         if master:
             print(f"note: dropped {what}", file=sys.stderr)
-        examples = [e for e, n in zip(examples, rows) if n <= args.max_len]
+        keep = [n <= args.max_len for n in rows]
+        examples, C = [e for e, k in zip(examples, keep) if k], [c for c, k in zip(C, keep) if k]
     training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
-    tok = proc.tokenizer
-    lengths = [len(tok(e["completion"], add_special_tokens=False)["input_ids"]) for e in examples]
+    lengths = [c - 1 for c in C]   # the completions' own tokens: what the batches are sorted by
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
     warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))

@@ -20,8 +20,9 @@ piece lives; the names below are the same functions, for short scripts and tests
     out = vlm.sample(model, proc, vlm.prompt_batch(proc, [chat]), n=5, temperature=1.0, seed=0)
 """
 from vlm.modelio import (CHAT_TEMPLATE, IM_END, IM_START, IMAGE_PAD, PAD, SPECIAL_TOKENS,  # noqa: F401
-                       VIDEO_PAD, VISION_END, VISION_START, VISION_TOKENS, Processor, encode, load,
-                       logprobs, long_rows_by_task, prompt_batch, render, row_lengths, save, train_batch)
+                       VIDEO_PAD, VISION_END, VISION_START, VISION_TOKENS, Processor, completion_lengths,
+                       encode, load, logprobs, prompt_batch, prompt_lengths, render, save, too_long,
+                       train_batch)
 from vlm.sampler import KVCache, Samples, sample  # noqa: F401
 from vlm.tiny import make_tiny  # noqa: F401
 from vlm.training import (MasterAdamW, all_reduce_grads, all_reduce_sum, checkpoint, default_lr,  # noqa: F401

@@ -371,20 +371,26 @@ def logprobs(model, batch, temperature=1.0, chunk=1024):
 # -----------------------------------------------------------------------------
 # Row lengths: what --max-len must hold (rows are never cut)
 
-def row_lengths(proc, prompts, completions=None, drop_images=False):
-    """Token counts of prompts (with their image tokens), or of prompt + completion rows as
-    train_batch builds them (a str completion gets its <|im_end|>): what --max-len must hold."""
-    n = [len(encode(proc, p, None, True, drop_images)[0]) for p in prompts]
-    if completions is None:
-        return n
-    return [k + len(proc.tokenizer(c, add_special_tokens=False)["input_ids"]) + 1 for k, c in zip(n, completions)]
+def prompt_lengths(proc, prompts, drop_images=False):
+    """Token counts of prompts as the sampler and train_batch see them (image tokens included)."""
+    return [len(encode(proc, p, None, True, drop_images)[0]) for p in prompts]
 
 
-def long_rows_by_task(examples, lengths, max_len):
-    """{task: count} of the examples whose row is longer than max_len, and the longest row."""
+def completion_lengths(proc, completions):
+    """Token counts of str completions as train_batch appends them (their <|im_end|> included).
+    A row is prompt + completion: what --max-len must hold."""
+    return [len(proc.tokenizer(c, add_special_tokens=False)["input_ids"]) + 1 for c in completions]
+
+
+def too_long(examples, lengths, max_len, noun):
+    """None if every row fits max_len, else one line for the error or the note: how many of the
+    rows are longer, the longest, and the count per task (rows are never cut: refuse or drop)."""
     counts = {}
     for e, n in zip(examples, lengths):
         if n > max_len:
             t = e.get("task") or e.get("category") or "?"
             counts[t] = counts.get(t, 0) + 1
-    return counts, max(lengths, default=0)
+    if not counts:
+        return None
+    return (f"{sum(counts.values())} of {len(lengths)} {noun} are longer than --max-len {max_len} (longest "
+            f"{max(lengths)} tokens; by task: {', '.join(f'{t} {c}' for t, c in sorted(counts.items()))})")
