@@ -332,18 +332,14 @@ def main(argv=None):
                      f"--overwrite to start afresh, or choose another --out")
         from vlm import training
         rank, world, device = training.dist_init(args.device)  # each rank on its own GPU
-        if world > 1:
-            import torch.distributed as dist
-            dist.barrier()   # every rank has checked the old run.json before rank 0 writes
-        if rank == 0:
-            if args.overwrite:
-                runs.clear(args.out, ("responses.rank*.jsonl", runs.RUN_FILE))
-            runs.write(args.out, settings)
-        if world > 1:
-            dist.barrier()   # and no rank reads responses while rank 0 clears them
+        # barriers around it: every rank has checked the old run.json, and none reads responses
+        # while rank 0 clears them
+        training.take_run_folder(args.out, settings, args.overwrite, ("responses.rank*.jsonl", runs.RUN_FILE),
+                                 rank, world)
         model_path = generate(args, records, root, rank, world, device)
         name = args.name or model_path
         if world > 1:
+            import torch.distributed as dist
             dist.barrier()  # every rank's file is complete before rank 0 reads them
         training.dist_close()
         if rank != 0:
