@@ -1,6 +1,6 @@
 """Progress with rate and ETA on stderr, shared by every long stage (no torch).
 
-    bar = Progress(len(jobs), "synth", unit="inst", quiet=a.quiet)
+    bar = Progress(len(jobs), "synth", unit="inst", quiet=args.quiet)
     for k, job in enumerate(jobs, 1):
         ...
         bar.update(k, kept=n_kept)        # one line, rewritten in place on a terminal

@@ -1,15 +1,19 @@
 """Run settings: what made a run folder, and whether a rerun may continue it. No torch.
 
     from tasks import runs
-    s = runs.settings(a, inputs={"data": a.data}, model=a.model)
-    runs.claim(a.out, s, may_differ=("save_every", "keep"), overwrite=a.no_resume)
+    s = runs.settings(args, inputs={"data": args.data}, model=args.model)
+    runs.check(args.out, s, may_differ=("save_every", "keep"), overwrite=args.no_resume)  # refuse early
+    ... every other check of data and model ...
+    runs.write(args.out, s)   # (sft/ahpo/evaluate: vlm.training.take_run_folder, across ranks)
 
 A stage writes its resolved settings (arguments, the starting model with a fingerprint of its
 weights, the content hashes of its input files) to <out>/run.json. A rerun into the same
 folder continues only when every setting that changes results matches; each stage names the
 few that may differ (save and log frequency, batch sizes that leave the maths unchanged, a
 step budget that may grow). Otherwise the stage exits before any work, naming each differing
-setting as `old -> new`, and touches nothing; --overwrite starts afresh.
+setting as `old -> new`, and touches nothing; --overwrite starts afresh. run.json is written
+only once every check has passed, so a run refused later writes nothing that would stand in
+the way of its corrected rerun.
 
 Also here: the argparse pieces every stage shares (types that refuse bad counts and lists in
 the parser, one help layout) and the check of a model folder before anything is built.
