@@ -60,8 +60,9 @@ def parse_args(argv=None):
     g.add_argument("--traces", default="data/traces.jsonl",
                    help="expert traces y* (elicit.py); 'none': exploration only (xi = 0 always)")
     g.add_argument("--text-only", action="store_true", help="text questions, no images")
-    g.add_argument("--max-len", type=runs.positive_int, default=8192,
-                   help="tokens, prompt + completion in training; rows are never cut (see --drop-long)")
+    g.add_argument("--max-len", type=runs.positive_int, default=None,
+                   help="tokens, prompt + completion in training (default: the model's context length); "
+                        "rows are never cut (see --drop-long)")
     g.add_argument("--drop-long", action="store_true",
                    help="expert traces longer than --max-len are dropped (counted per task), not refused")
     g.add_argument("--min-pixels", type=runs.positive_int, default=None,
@@ -342,7 +343,7 @@ def main(argv=None):
         raise SystemExit(f"error: --prompts-per-step {args.prompts_per_step} is not divisible by {world} ranks")
     if args.rollout_chunk and (args.prompts_per_step // world) % args.rollout_chunk:
         raise SystemExit("error: --rollout-chunk must divide the prompts of a rank")
-    if args.max_new_tokens >= args.max_len:  # before the model loads: no prompt fits beside the rollout
+    if args.max_len is not None and args.max_new_tokens >= args.max_len:  # before the model loads: no room
         raise SystemExit(f"error: --max-new-tokens {args.max_new_tokens} leaves no room for a prompt in "
                          f"--max-len {args.max_len}: rollouts would be cut before the loss")
     torch.manual_seed(args.seed)
@@ -371,6 +372,8 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pix = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
     model, proc = modelio.load(resume or args.model, device=device, dtype=dtype, **pix)
+    if args.max_len is None:   # every row the model can attend over: none refused on the defaults
+        args.max_len = modelio.context_length(model)
     drop = args.text_only or proc.kind != "qwen2_5_vl"
     args.text_only = drop
     ref = None

@@ -45,8 +45,9 @@ def parse_args(argv=None):
     g = p.add_argument_group("data")
     g.add_argument("--data", default="data/traces.jsonl", help="traces from elicit.py (JSONL)")
     g.add_argument("--text-only", action="store_true", help="drop images from the prompts")
-    g.add_argument("--max-len", type=runs.positive_int, default=8192,
-                   help="tokens, prompt + completion; a longer trace is refused (never cut), see --drop-long")
+    g.add_argument("--max-len", type=runs.positive_int, default=None,
+                   help="tokens, prompt + completion (default: the model's context length); a longer trace "
+                        "is refused (never cut), see --drop-long")
     g.add_argument("--drop-long", action="store_true", help="drop traces longer than --max-len (counted per task)")
     g.add_argument("--min-pixels", type=runs.positive_int, default=None,
                    help="pixels, image processor minimum (default: the model's)")
@@ -160,6 +161,8 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pix = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
     model, proc = modelio.load(resume or args.model, device=device, dtype=dtype, **pix)
+    if args.max_len is None:   # every row the model can attend over: none refused on the defaults
+        args.max_len = modelio.context_length(model)
     params = training.trainable(model, args.freeze_vision, args.grad_checkpointing)
     lr = args.lr if args.lr is not None else training.default_lr(model, big=1e-5, small=1e-3)
 

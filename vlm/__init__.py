@@ -21,7 +21,7 @@ piece lives; the names below are the same functions, for short scripts and tests
 """
 from vlm.modelio import (CHAT_TEMPLATE, IM_END, IM_START, IMAGE_PAD, PAD, SPECIAL_TOKENS,  # noqa: F401
                        VIDEO_PAD, VISION_END, VISION_START, VISION_TOKENS, Processor, completion_lengths,
-                       encode, load, logprobs, prompt_batch, prompt_lengths, render, save, too_long,
+                       context_length, encode, load, logprobs, prompt_batch, prompt_lengths, render, save, too_long,
                        train_batch)
 from vlm.sampler import KVCache, Samples, sample  # noqa: F401
 from vlm.tiny import make_tiny  # noqa: F401

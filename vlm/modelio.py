@@ -371,6 +371,12 @@ def logprobs(model, batch, temperature=1.0, chunk=1024):
 # -----------------------------------------------------------------------------
 # Row lengths: what --max-len must hold (rows are never cut)
 
+def context_length(model):
+    """The longest row the model's positions cover (its text config's max_position_embeddings):
+    sft.py's and ahpo.py's --max-len when none is given."""
+    return model.config.get_text_config().max_position_embeddings
+
+
 def prompt_lengths(proc, prompts, drop_images=False):
     """Token counts of prompts as the sampler and train_batch see them (image tokens included)."""
     return [len(encode(proc, p, None, True, drop_images)[0]) for p in prompts]
