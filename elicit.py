@@ -27,18 +27,13 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import re
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import tasks
-from tasks import extract_answer, read_records, record_images, runs, state_of
+from tasks import client, extract_answer, read_records, record_images, runs, state_of
 from tasks.base import ANCHOR_KINDS
 from tasks.progress import Progress
 
@@ -165,27 +160,20 @@ def normalise_reply(content: str, reasoning: str | None = None) -> str:
 def preflight(args):
     """One request before the pool: an endpoint that does not answer fails the run in
     seconds, with one line, instead of after every record's retries."""
-    url = args.url.rstrip("/") + "/models"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                    timeout=min(args.timeout, 10.0)) as r:
-            r.read()
-    except urllib.error.HTTPError as e:
-        if e.code in (401, 403):
-            sys.exit(f"error: --url {args.url}: the endpoint refused us (HTTP {e.code}); check --api-key")
-        # any other answer (e.g. 404: no /models route) means a server is there
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        sys.exit(f"error: --url {args.url}: the endpoint does not answer ({type(e).__name__}: {reason})")
+    problem = client.preflight(args.url, args.api_key, timeout=min(args.timeout, 10.0), key_flag="--api-key")
+    if problem:
+        sys.exit(f"error: --url {problem}")
 
 
 class EndpointRewriter:
-    """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...), standard library only."""
+    """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...) through tasks/client.py,
+    with an on-disk cache of replies keyed by the request."""
 
     def __init__(self, args):
-        self.args, self.lock = args, threading.Lock()
-        self.cache, self.hits, self.calls, self.retried = {}, 0, 0, 0
+        self.args = args
+        self.client = client.Client(args.url, args.api_key, timeout=args.timeout, retries=args.retries,
+                                    backoff=args.backoff)
+        self.cache, self.hits = {}, 0
         if os.path.exists(args.cache):
             with open(args.cache, encoding="utf-8") as f:
                 for i, line in enumerate(f, 1):
@@ -195,58 +183,42 @@ class EndpointRewriter:
                     except (ValueError, KeyError, TypeError):
                         print(f"warning: {args.cache}:{i}: unreadable cache line ignored", file=sys.stderr)
 
-    def request(self, messages, attempt):
+    calls = property(lambda self: self.client.calls)
+    retried = property(lambda self: self.client.retried)
+
+    def payload(self, messages, attempt):
         args = self.args
-        payload = {"model": args.endpoint_model, "messages": messages, "temperature": args.temperature,
-                   "max_tokens": args.max_new_tokens, "seed": attempt}
-        key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        with self.lock:
-            if key in self.cache:
-                self.hits += 1
-                return self.cache[key]
-        url = args.url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if args.api_key:
-            headers["Authorization"] = f"Bearer {args.api_key}"
-        last = None
-        for k in range(args.retries + 1):
-            if k:
-                with self.lock:
-                    self.retried += 1
-                time.sleep(args.backoff * 2 ** (k - 1) * (1 + 0.1 * random.random()))
-            try:
-                with self.lock:
-                    self.calls += 1
-                req = urllib.request.Request(url, json.dumps(payload).encode(), headers)
-                with urllib.request.urlopen(req, timeout=args.timeout) as r:
-                    body = json.loads(r.read().decode("utf-8"))
-                msg = body["choices"][0]["message"]
-                reply = normalise_reply(msg.get("content") or "", msg.get("reasoning_content"))
-                break
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-                if e.code < 500 and e.code != 429:
-                    raise RuntimeError(f"endpoint refused the request: {last}") from None
-            except (urllib.error.URLError, TimeoutError, OSError, ValueError, KeyError,
-                    IndexError, TypeError) as e:
-                last = f"{type(e).__name__}: {e}"
-        else:
-            raise RuntimeError(f"endpoint failed after {args.retries + 1} tries: {last}")
-        with self.lock:
-            self.cache[key] = reply
-            with open(args.cache, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
-        return reply
+        return {"model": args.endpoint_model, "messages": messages, "temperature": args.temperature,
+                "max_tokens": args.max_new_tokens, "seed": attempt}
+
+    @staticmethod
+    def key(payload):
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def rewrite_many(self, jobs):
-        """jobs: [(key, messages, attempt)] -> yields (key, reply or None, error or None)."""
-        with ThreadPoolExecutor(self.args.concurrency) as ex:
-            futs = {ex.submit(self.request, m, att): key for key, m, att in jobs}
-            for fu in as_completed(futs):
-                try:
-                    yield futs[fu], fu.result(), None
-                except Exception as e:  # reported and retried on the next run, never fatal
-                    yield futs[fu], None, str(e)
+        """jobs: [(key, messages, attempt)] -> yields (key, reply or None, error or None).
+        Errors are reported and retried on the next run, never fatal."""
+        ask = []
+        for rid, messages, attempt in jobs:
+            payload = self.payload(messages, attempt)
+            reply = self.cache.get(self.key(payload))
+            if reply is not None:
+                self.hits += 1
+                yield rid, reply, None
+            else:
+                ask.append((rid, payload))
+        payloads = dict(ask)
+        with open(self.args.cache, "a", encoding="utf-8") as f:
+            for rid, got, err in self.client.map(ask, self.args.concurrency):
+                if err is not None:
+                    yield rid, None, err
+                    continue
+                reply = normalise_reply(got.content, got.reasoning)
+                key = self.key(payloads[rid])
+                self.cache[key] = reply
+                f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+                f.flush()
+                yield rid, reply, None
 
 
 class ModelRewriter:
