@@ -1,28 +1,40 @@
-"""Stage 5: score a model, or a file of responses, on MM-HELIX, in the paper's table layout.
+"""Stage 5: score a model, an endpoint or a file of responses on MM-HELIX, in the paper's table layout.
 
     python evaluate.py                                   # the latest model on data/bench (image mode)
     python evaluate.py --model runs/ahpo/final --text-only
+    python evaluate.py --endpoint http://localhost:8000/v1 --endpoint-model Qwen2.5-VL-7B-Instruct
+    python evaluate.py --endpoint https://api.openai.com/v1 --endpoint-model gpt-4.1 --concurrency 16
+    python evaluate.py --export-requests requests.jsonl --endpoint-model gpt-4.1   # for a batch engine
     python evaluate.py --predictions answers.jsonl       # responses made elsewhere: {"id", "response"}
+    python evaluate.py --predictions answers.jsonl --tasks sudoku,maze --levels 1,2 --only-predicted
     torchrun --nproc_per_node=8 evaluate.py --model /ckpt/Qwen2.5-VL-7B-Instruct --max-new-tokens 8192
 
-Protocol (paper section 4 / the public evaluation code): the prompt is the question plus a
-request to box the final answer; the answer is extracted (box tags, <answer>, \\boxed{},
-"Answer:", whole text: last match) and checked by the task's verifier. Accuracy is per
-task; a group's score is the mean of its tasks; overall is the mean of all tasks. Image and
-text-only modes are reported separately.
+Protocol (paper section 4 / the public evaluation code): one user turn, the record's image(s)
+then the prompt `tasks.build_prompt` makes (the question, a blank line, "Please put your final
+answer within \\boxed{}."); the answer is extracted (box tags, <answer>, \\boxed{}, "Answer:",
+whole text: last match) and checked by the task's verifier. Accuracy is per task; a group's
+score is the mean of its tasks; overall is the mean of the tasks scored. Image and text-only
+modes are reported separately. The endpoint mode sends exactly what --export-requests writes
+(`endpoint_request`): images as data:image/png;base64 image_url parts before the text.
 
-Writes to --out (default runs/eval/<model or predictions name>, -text with --text-only):
-  predictions.jsonl  one line per record: id, task, level, response, extracted, correct
-                     (and answer_only: true for an official record scored by its own answer)
-  summary.json       overall (percent), per group, per task, per level, counts, problems
+Writes to --out (default runs/eval/<model, endpoint model or predictions name>, -text with --text-only):
+  predictions.jsonl  one line per record: id, task, level, response, extracted, correct; and
+                     missing (no prediction), failed + error (the request failed), reasoning,
+                     usage and latency_s (endpoint), answer_only (an official record scored by
+                     its own answer)
+  summary.json       overall (percent), per group, per task, per level, the selection, counts
+                     (missing, failed), usage and latency totals, problems
   table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
   report.html        the same, then every instance (image, question, response, verdict) with filters
-  run.json           the settings: arguments, model fingerprint, input hashes
-A killed model run resumes from its responses.rank*.jsonl: finished records are not redone,
-and only when run.json shows the same model, records and generation settings.
-Records that cannot be used (bad JSON, unknown task, unparsable state, missing image) are
-reported with file, line and field, and left out of the scores; the run goes on (--strict:
-it stops). A duplicate prediction id is an error; no usable record writes nothing.
+  run.json           the settings: arguments, model fingerprint or endpoint, input hashes
+A killed model run resumes from its responses.rank*.jsonl, an endpoint run from its
+responses.endpoint.jsonl (one line per reply, written as it arrives): finished records are not
+redone, failed requests are retried, and only when run.json shows the same model or endpoint
+model, records, prompt and generation settings. An endpoint run with failed requests writes its
+files and exits non-zero. Records that cannot be used (bad JSON, unknown task, unparsable
+state, missing image) are reported with file, line and field, and left out of the scores; the
+run goes on (--strict: it stops). A duplicate prediction id is an error; no usable record
+writes nothing.
 """
 from __future__ import annotations
 
@@ -34,19 +46,39 @@ import time
 from collections import defaultdict
 
 import tasks
-from tasks import GROUPS, extract_answer, read_records, runs, score
+from tasks import GROUPS, client, extract_answer, read_records, runs, score
 from tasks.progress import Progress
+from tasks.records import BOX_REQUEST, jsonl_rows
 from tasks.report import write_report
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
+ENDPOINT_FILE = "responses.endpoint.jsonl"
+
+
+def json_object(s):
+    """argparse type: a JSON object given on the command line."""
+    try:
+        v = json.loads(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{s!r} is not valid JSON ({e})") from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a JSON object")
+    return v
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
     g = p.add_argument_group("data")
     g.add_argument("--records", default="data/bench/records.jsonl", help="records to evaluate on")
+    g.add_argument("--tasks", type=runs.task_names, default="all",
+                   help="comma-separated task names (ours or official), as synth.py takes them")
+    g.add_argument("--levels", type=runs.level_list, default="1,2,3,4,5", help="comma-separated levels")
     g.add_argument("--predictions", default=None,
-                   help="score this JSONL of {id, response} instead of running a model")
+                   help="score this JSONL of {id, response} (or an OpenAI batch output file) instead "
+                        "of running a model")
+    g.add_argument("--only-predicted", action="store_true",
+                   help="with --predictions: score only the records that have a prediction (default: "
+                        "the others score 0, marked missing)")
     g.add_argument("--text-only", action="store_true", help="ask the text questions (no images)")
     g.add_argument("--limit", type=runs.nonneg_int, default=0,
                    help="evaluate only the first N usable records (0: all)")
@@ -59,6 +91,16 @@ def parse_args(argv=None):
                    "else runs/sft/final, else a tiny offline model)")
     g.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
                    help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    g.add_argument("--endpoint", default=None, metavar="URL",
+                   help="an OpenAI-compatible server instead of --model, e.g. http://host:8000/v1")
+    g.add_argument("--endpoint-model", default=None, metavar="NAME",
+                   help="the model name to ask the endpoint for (needed with --endpoint / --export-requests)")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="environment variable holding the endpoint's key, sent as a bearer token when "
+                        "set (the key is never written anywhere)")
+    g.add_argument("--extra-body", type=json_object, default={}, metavar="JSON",
+                   help='fields merged into every request; null removes one, e.g. \'{"max_tokens": null, '
+                        '"max_completion_tokens": 16384}\' (default: none)')
     g = p.add_argument_group("method")
     g.add_argument("--temperature", type=runs.nonneg_float, default=0.0,
                    help="0 = greedy (non-thinking models, as in the paper); 0.6 for thinking models")
@@ -70,9 +112,19 @@ def parse_args(argv=None):
     g.add_argument("--batch-size", type=runs.positive_int, default=8, help="prompts per sampler call")
     g = p.add_argument_group("distributed")
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    g.add_argument("--concurrency", type=runs.positive_int, default=8, help="endpoint requests in flight")
+    g.add_argument("--timeout", type=runs.positive_float, default=1800.0,
+                   help="seconds an endpoint request may go without a byte of the reply")
+    g.add_argument("--retries", type=runs.nonneg_int, default=5,
+                   help="retries of an endpoint request (429, 5xx, resets, timeouts)")
+    g.add_argument("--backoff", type=runs.nonneg_float, default=2.0,
+                   help="seconds, first retry delay, doubled each time (a Retry-After is honoured)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default=None, help="output folder (default: runs/eval/<model or predictions "
-                   "file name>, with -text for --text-only)")
+    g.add_argument("--out", default=None, help="output folder (default: runs/eval/<model, endpoint model "
+                   "or predictions file name>, with -text for --text-only)")
+    g.add_argument("--export-requests", default=None, metavar="FILE",
+                   help="write the requests the endpoint mode would send (OpenAI batch format, "
+                        "custom_id = record id) to FILE and exit")
     g.add_argument("--name", default=None, help="row label in table.md (default: model/file name)")
     g.add_argument("--strict", action="store_true",
                    help="exit non-zero on any problem (skipped record, bad or unmatched prediction)")
@@ -80,7 +132,17 @@ def parse_args(argv=None):
                    help="start afresh: drop the responses an earlier run left in --out")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
-    if args.predictions is None and args.model is None:
+    sources = [f for f, v in (("--model", args.model), ("--endpoint", args.endpoint),
+                              ("--predictions", args.predictions)) if v is not None]
+    if len(sources) > 1:
+        p.error(f"{' and '.join(sources)}: give one source of responses")
+    if (args.endpoint or args.export_requests) and not args.endpoint_model:
+        p.error(f"{'--endpoint' if args.endpoint else '--export-requests'} needs --endpoint-model")
+    if args.export_requests and (args.model or args.predictions):
+        p.error("--export-requests writes the endpoint mode's requests; it takes no --model or --predictions")
+    if args.only_predicted and not args.predictions:
+        p.error("--only-predicted needs --predictions")
+    if not sources and not args.export_requests:
         args.model = next((m for m in DEFAULT_MODELS if os.path.isdir(m)), None)
     args.out = args.out or default_out(args)
     return args
@@ -98,16 +160,20 @@ def run_name(path):
 
 
 def default_out(args):
-    """runs/eval/<name>: each model (or predictions file) gets its own folder, so evaluating
-    SFT and then AHPO never mixes their responses."""
-    src = args.predictions or args.model
+    """runs/eval/<name>: each model, endpoint model or predictions file gets its own folder, so
+    evaluating SFT and then AHPO never mixes their responses."""
+    src = args.predictions or (args.endpoint and args.endpoint_model) or args.model
     name = run_name(src) if src else "tiny"
     return os.path.join("runs", "eval", name + ("-text" if args.text_only else ""))
 
 
 # settings a rerun may change and still reuse the responses already made: they do not change
-# a response (with greedy decoding the batch only groups prompts; sampling seeds follow it).
-MAY_DIFFER = ("limit", "name", "strict", "overwrite", "device", "predictions", "quiet")
+# a response (with greedy decoding the batch only groups prompts; sampling seeds follow it), or
+# they only choose which records are asked (a selection, a limit) or how fast (the endpoint's
+# concurrency, timeout and retries; the key's variable).
+MAY_DIFFER = ("limit", "name", "strict", "overwrite", "device", "predictions", "quiet", "tasks", "levels",
+              "only_predicted", "export_requests", "concurrency", "timeout", "retries", "backoff",
+              "api_key_env")
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -128,40 +194,91 @@ def load_records(path, need_images):
     return unique, [str(e) for e in errors]
 
 
+def prediction_of(obj):
+    """(id, prediction, problem) of one line of a predictions file. A prediction is
+    {"response": text, ...} or {"failed": True, "error": text}. Two shapes are read: ours
+    ({"id", "response"}, optionally "reasoning") and an OpenAI batch output line ({"custom_id",
+    "response": {"status_code", "body": <chat completion>}, "error"}), which is what a batch
+    engine returns for the lines --export-requests writes. problem: (field, message) or None."""
+    if not isinstance(obj, dict):
+        return None, None, ("-", f"expected a JSON object, got {type(obj).__name__}")
+    if "custom_id" in obj and "id" not in obj or isinstance(obj.get("response"), dict):
+        rid, resp = obj.get("custom_id", obj.get("id")), obj.get("response")
+        if rid is None:
+            return None, None, ("custom_id", "missing")
+        err = obj.get("error")
+        if err or not isinstance(resp, dict) or resp.get("status_code", 200) != 200:
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            status = resp.get("status_code") if isinstance(resp, dict) else None
+            return str(rid), {"failed": True, "error": f"batch: {msg or f'status {status}'}"}, None
+        try:
+            content, reasoning, finish, usage = client.parse_reply(resp.get("body"))
+        except ValueError as e:
+            return str(rid), None, ("response.body", str(e))
+        pred = {"response": content, **({"reasoning": reasoning} if reasoning else {}),
+                **({"usage": usage} if usage else {})}
+        return str(rid), pred, None
+    if "id" not in obj:
+        return None, None, ("id", "missing")
+    rid = str(obj["id"])
+    if "response" not in obj:
+        near = [k for k in ("prediction", "answer", "output", "completion", "text", "content") if k in obj]
+        hint = (f"the line has {near[0]!r}; evaluate.py reads the key 'response'" if near else
+                f"keys: {', '.join(sorted(obj)) or 'none'}")
+        return rid, None, ("response", f"missing ({hint})")
+    if not isinstance(obj["response"], str):
+        return rid, None, ("response", f"expected a string, got {type(obj['response']).__name__}")
+    pred = {"response": obj["response"]}
+    if isinstance(obj.get("reasoning"), str):
+        pred["reasoning"] = obj["reasoning"]
+    return rid, pred, None
+
+
 def read_responses(path, unique=True):
-    """{id: response} from a JSONL; bad lines are reported with file, line and field. With
-    `unique`, an id given twice is an error naming both lines (which one is meant is unknown)."""
+    """{id: prediction} from a JSONL (see prediction_of); a bad line is reported with file, line
+    and field, and its record has no prediction. With `unique`, an id given twice is an error
+    naming both lines (which one is meant is unknown)."""
     if not os.path.isfile(path):
         sys.exit(f"error: predictions file {path} not found")
     out, line_of, problems = {}, {}, []
-    for i, obj, bad in tasks.records.jsonl_rows(path):
+    for i, obj, bad in jsonl_rows(path):
         if bad:
             problems.append(f"{path}:{i}: field '-': {bad}")
             continue
-        if not isinstance(obj, dict) or "id" not in obj:
-            problems.append(f"{path}:{i}: field 'id': missing")
-            continue
-        rid = str(obj["id"])
-        if unique and rid in line_of:
+        rid, pred, problem = prediction_of(obj)
+        if rid is not None and unique and rid in line_of:
             sys.exit(f"error: {path}:{i}: field 'id': duplicate id {rid!r}, also on line {line_of[rid]}")
-        line_of[rid] = i
-        resp = obj.get("response")
-        if not isinstance(resp, str):
-            problems.append(f"{path}:{i}: field 'response': expected a string, got "
-                            f"{type(resp).__name__}; scored as an empty response")
-            resp = ""
-        out[rid] = resp
+        if rid is not None:
+            line_of[rid] = i
+        if problem:
+            problems.append(f"{path}:{i}: field '{problem[0]}': {problem[1]}"
+                            + (f" (record {rid!r} has no prediction)" if rid is not None else ""))
+            continue
+        out[rid] = pred
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     return out, problems
 
 
 # ---- scoring --------------------------------------------------------------------------------
-def judge(record, response):
-    return {"id": record["id"], "task": tasks.task_of(record).name,
-            "level": int(record.get("difficulty") or 0), "response": response,
-            "extracted": extract_answer(response), "correct": bool(score(response, record)),
-            **({"answer_only": True} if tasks.answer_only(record) else {})}
+EXTRAS = ("reasoning", "finish_reason", "usage", "latency_s", "attempts")
+
+
+def judge(record, pred):
+    """One row of predictions.jsonl. pred: None (no prediction: missing), {"failed", "error"}
+    (the request failed) or {"response", ...}; missing and failed score 0 and say so."""
+    row = {"id": record["id"], "task": tasks.task_of(record).name, "level": int(record.get("difficulty") or 0)}
+    if pred is None:
+        row.update(response=None, extracted="", correct=False, missing=True)
+    elif pred.get("failed"):
+        row.update(response=None, extracted="", correct=False, failed=True, error=pred["error"])
+    else:
+        row.update(response=pred["response"], extracted=extract_answer(pred["response"]),
+                   correct=bool(score(pred["response"], record)))
+        row.update({k: pred[k] for k in EXTRAS if k in pred})
+    if tasks.answer_only(record):
+        row["answer_only"] = True
+    return row
 
 
 def summarise(rows, mode):
@@ -177,13 +294,43 @@ def summarise(rows, mode):
         if accs:
             per_group[g] = sum(accs) / len(accs)
     overall = sum(per_task.values()) / len(per_task) if per_task else 0.0
-    return {"mode": mode, "overall": overall, "per_group": per_group,
-            "per_task": dict(sorted(per_task.items())),
-            "per_level": {str(k): 100.0 * sum(v) / len(v) for k, v in sorted(by_level.items())},
-            "n": len(rows), "n_correct": sum(r["correct"] for r in rows),
-            "n_tasks": len(per_task), "tasks_in_registry": len(tasks.TASKS),
-            # official records with no usable state, scored against their own answer
-            "n_answer_only": sum(bool(r.get("answer_only")) for r in rows)}
+    s = {"mode": mode, "overall": overall, "per_group": per_group,
+         "per_task": dict(sorted(per_task.items())),
+         "per_level": {str(k): 100.0 * sum(v) / len(v) for k, v in sorted(by_level.items())},
+         "n": len(rows), "n_correct": sum(r["correct"] for r in rows),
+         "n_tasks": len(per_task), "tasks_in_registry": len(tasks.TASKS),
+         "n_missing": sum(bool(r.get("missing")) for r in rows),
+         "n_failed": sum(bool(r.get("failed")) for r in rows),
+         # official records with no usable state, scored against their own answer
+         "n_answer_only": sum(bool(r.get("answer_only")) for r in rows)}
+    usage = [r["usage"] for r in rows if isinstance(r.get("usage"), dict)]
+    if usage:   # as the server counted them, summed over the records that report them
+        s["usage"] = {k: sum(int(u.get(k) or 0) for u in usage)
+                      for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        s["usage"]["n_records"] = len(usage)
+    lat = [float(r["latency_s"]) for r in rows if isinstance(r.get("latency_s"), (int, float))]
+    if lat:
+        s["latency_s"] = {"total": sum(lat), "mean": sum(lat) / len(lat), "max": max(lat), "n_records": len(lat)}
+    return s
+
+
+def notes(s):
+    """What a reader must know before reading the numbers: the selection, and any record that
+    scored 0 without an answer of the model's (missing, failed) or was left out."""
+    sel = s.get("selection") or {}
+    t = sel.get("tasks", "all")
+    out = [f"Selection: tasks {'all' if t == 'all' else ', '.join(t)} ({s['n_tasks']} scored of "
+           f"{s['tasks_in_registry']}); levels {', '.join(map(str, sel.get('levels', [])))}."]
+    if s.get("only_predicted"):
+        out.append(f"Only the {s['n']} records with a prediction are scored (--only-predicted); "
+                   f"{s.get('n_left_out', 0)} records of the selection without one are left out.")
+    if s.get("n_missing"):
+        out.append(f"**{s['n_missing']} of {s['n']} records had no prediction and score 0** "
+                   "(marked missing in predictions.jsonl; --only-predicted leaves them out).")
+    if s.get("n_failed"):
+        out.append(f"**{s['n_failed']} of {s['n']} requests failed and score 0** (marked failed, with "
+                   "their error); rerun the same command to retry them.")
+    return out
 
 
 def table(summary, name):
@@ -196,13 +343,20 @@ def table(summary, name):
         v = summary["overall"] if g == "Overall" else summary["per_group"].get(g)
         vals += [cell(None), cell(v)] if img else [cell(v), cell(None)]
     lines = [f"# MM-HELIX: {name} ({summary['mode']} mode, {summary['n']} instances, "
-             f"{summary['n_tasks']} tasks)", "", head, sep, f"| {name} | " + " | ".join(vals) + " |", "",
-             "Group = mean of its tasks' accuracies; overall = mean over all tasks (percent).", "",
+             f"{summary['n_tasks']} tasks)", "", *summary.get("notes", []), "", head, sep,
+             f"| {name} | " + " | ".join(vals) + " |", "",
+             "Group = mean of its tasks' accuracies; overall = mean over the tasks scored (percent).", "",
              "## Per task", "", "| Task | Group | Accuracy |", "|---|---|---|"]
     for t, v in summary["per_task"].items():
         lines.append(f"| {t} | {tasks.get(t).group} | {v:.1f} |")
     lines += ["", "## Per level", "", "| Level | Accuracy |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
+    if summary.get("usage") or summary.get("latency_s"):
+        u, lat = summary.get("usage") or {}, summary.get("latency_s") or {}
+        lines += ["", "## Endpoint", "", "| prompt tokens | completion tokens | latency, mean (s) | latency, max (s) |",
+                  "|---|---|---|---|",
+                  f"| {u.get('prompt_tokens', '–')} | {u.get('completion_tokens', '–')} | "
+                  f"{lat.get('mean', float('nan')):.2f} | {lat.get('max', float('nan')):.2f} |"]
     if summary.get("n_answer_only"):
         lines += ["", f"{summary['n_answer_only']} official record(s) had no usable initial_state "
                   "and were scored against their own answer, normalised (not rule-checked)."]
@@ -212,13 +366,15 @@ def table(summary, name):
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out, rows, mode, name, problems):
+def write_outputs(out, rows, mode, name, problems, extra=None):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "predictions.jsonl"), "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     s = summarise(rows, mode)
+    s.update(extra or {})
     s["name"], s["problems"] = name, problems
+    s["notes"] = notes(s)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
     with open(os.path.join(out, "table.md"), "w") as f:
@@ -226,13 +382,99 @@ def write_outputs(out, rows, mode, name, problems):
     return s
 
 
-# ---- generation -----------------------------------------------------------------------------
+# ---- an endpoint ---------------------------------------------------------------------------
+def endpoint_request(args, record, root):
+    """The /chat/completions body for `record`, as the endpoint mode sends it and
+    --export-requests writes it: one user turn holding the record's images (image mode; each
+    a data:image/png;base64 image_url part, in the record's order) and then the text of
+    tasks.build_prompt; the generation settings; --extra-body merged last (null removes a field)."""
+    body = {"model": args.endpoint_model,
+            "messages": client.openai_messages(tasks.messages_for(record, args.text_only, root)),
+            "max_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+            "seed": args.seed}
+    for k, v in args.extra_body.items():
+        if v is None:
+            body.pop(k, None)
+        else:
+            body[k] = v
+    return body
+
+
+def export_requests(args, records, root):
+    """--export-requests: one OpenAI batch line per record (custom_id = record id), written to a
+    temporary file and renamed, so a half-written file never stands in for the whole."""
+    tmp = args.export_requests + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(tmp)), exist_ok=True)
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps({"custom_id": r["id"], "method": "POST", "url": "/v1/chat/completions",
+                                "body": endpoint_request(args, r, root)}, ensure_ascii=False) + "\n")
+    os.replace(tmp, args.export_requests)
+    print(f"wrote {len(records)} requests to {args.export_requests}; score the batch output with "
+          f"--predictions", file=sys.stderr)
+
+
+def read_endpoint_file(path):
+    """(answered {id: prediction}, failed {id: prediction}, problems) from the endpoint responses
+    file. A record answered once is done, whatever failed before or after; a record that only
+    failed is asked again."""
+    answered, failed, problems = {}, {}, []
+    if not os.path.isfile(path):
+        return answered, failed, problems
+    for i, obj, bad in jsonl_rows(path):
+        rid = obj.get("id") if isinstance(obj, dict) else None
+        if bad or rid is None:
+            problems.append(f"{path}:{i}: field '-': {bad or 'no id'} (its record is asked again)")
+            continue
+        if obj.get("failed"):
+            failed[str(rid)] = {"failed": True, "error": str(obj.get("error"))}
+        elif isinstance(obj.get("response"), str):
+            answered[str(rid)] = {k: obj[k] for k in ("response",) + EXTRAS if k in obj}
+        else:
+            problems.append(f"{path}:{i}: field 'response': not a string (its record is asked again)")
+    return answered, failed, problems
+
+
+def ask_endpoint(args, records, root, key):
+    """Ask the endpoint for every record of `records` without an answer in
+    out/responses.endpoint.jsonl; each reply (or, once its retries are spent, each failure) is
+    appended and flushed as it arrives, so a killed run loses at most the requests in flight."""
+    path = os.path.join(args.out, ENDPOINT_FILE)
+    answered, _, problems = read_endpoint_file(path)
+    todo = [r for r in records if r["id"] not in answered]
+    c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
+    jobs = [(r["id"], (lambda r=r: endpoint_request(args, r, root))) for r in todo]  # images read in the workers
+    bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
+    t0, n_ok, n_bad = time.perf_counter(), 0, 0
+    with tasks.records.open_append(path) as f:
+        for rid, reply, err in c.map(jobs, args.concurrency):
+            if err is None:
+                line = {"id": rid, "response": reply.content,
+                        **({"reasoning": reply.reasoning} if reply.reasoning else {}),
+                        "finish_reason": reply.finish_reason, "usage": reply.usage,
+                        "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts}
+                n_ok += 1
+            else:
+                line = {"id": rid, "failed": True, "error": err}
+                n_bad += 1
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(n_ok + n_bad, failed=n_bad)
+    bar.close()
+    dt = time.perf_counter() - t0
+    print(f"endpoint: {len(answered)} answered before, {len(jobs)} asked now: {n_ok} answered, {n_bad} failed, "
+          f"{c.retried} retries, {dt:.1f} s ({len(jobs) / dt if dt > 0 else 0:.2f} records/s)", file=sys.stderr)
+    answered, failed, more = read_endpoint_file(path)
+    return {rid: answered.get(rid) or failed.get(rid) for rid in answered.keys() | failed.keys()}, problems + more
+
+
+# ---- a local model --------------------------------------------------------------------------
 def read_rank_files(out):
     """Responses written by every rank of every earlier run into `out` (any number of ranks)."""
     responses, problems = {}, []
     for fn in sorted(os.listdir(out)) if os.path.isdir(out) else ():
         if fn.startswith("responses.rank") and fn.endswith(".jsonl"):
-            got, more = read_responses(os.path.join(out, fn), unique=False)
+            got, more = read_responses(os.path.join(out, fn), unique=False)   # {id: {"response"}}
             responses.update(got)
             problems += more
     return responses, problems
@@ -271,7 +513,7 @@ def generate(args, records, root, rank, world, device):
     prompts.sort(key=lambda x: len(x[1][0]["content"][-1]["text"]))
     t0, n_tok = time.perf_counter(), 0
     bar = Progress(len(prompts), f"evaluate [rank {rank}]", unit="inst", quiet=args.quiet)
-    with open(os.path.join(args.out, f"responses.rank{rank}.jsonl"), "a", encoding="utf-8") as f:
+    with tasks.records.open_append(os.path.join(args.out, f"responses.rank{rank}.jsonl")) as f:
         for b in range(0, len(prompts), args.batch_size):
             chunk = prompts[b:b + args.batch_size]
             batch = modelio.prompt_batch(proc, [m for _, m in chunk])
@@ -289,6 +531,35 @@ def generate(args, records, root, rank, world, device):
     return model_path
 
 
+def select(args, records, problems):
+    """The records of --tasks and --levels (then --limit); a selected task or level without a
+    record in the file is reported, not silently absent from the table."""
+    chosen = [r for r in records if tasks.task_of(r).name in args.tasks
+              and int(r.get("difficulty") or 0) in args.levels]
+    have_t = {tasks.task_of(r).name for r in chosen}
+    have_l = {int(r.get("difficulty") or 0) for r in chosen}
+    # named on purpose (not the default 'all'): a task or level the file lacks is said
+    if set(args.tasks) != set(tasks.TASKS):
+        problems += [f"{args.records}: no record of selected task {t!r}" for t in args.tasks if t not in have_t]
+    if set(args.levels) != set(tasks.LEVELS):
+        problems += [f"{args.records}: no record of selected level {lv}" for lv in args.levels if lv not in have_l]
+    return chosen[:args.limit] if args.limit else chosen
+
+
+def selection(args):
+    return {"tasks": "all" if set(args.tasks) == set(tasks.TASKS) else list(args.tasks),
+            "levels": list(args.levels)}
+
+
+def endpoint_key(args):
+    """The key from the environment variable --api-key-env names; None when unset (a local
+    server needs none). A variable named explicitly must be set."""
+    key = os.environ.get(args.api_key_env) or None
+    if key is None and args.api_key_env != "OPENAI_API_KEY":
+        sys.exit(f"error: --api-key-env {args.api_key_env}: that environment variable is not set")
+    return key
+
+
 def main(argv=None):
     args = parse_args(argv)
     mode = "text" if args.text_only else "image"
@@ -296,35 +567,76 @@ def main(argv=None):
     records, problems = load_records(args.records, need_images=not args.text_only and not args.predictions)
     if not records:
         sys.exit(f"error: {args.records}: no usable record ({len(problems)} skipped); nothing written")
-    if args.limit:
-        records = records[:args.limit]
+    all_ids = {r["id"] for r in records}
+    records = select(args, records, problems)
+    if not records:
+        sys.exit(f"error: {args.records}: no record of the selected tasks and levels; nothing written")
     root = os.path.dirname(os.path.abspath(args.records))
+    extra = {"selection": selection(args)}
+    if args.export_requests:
+        return export_requests(args, records, root)
     if args.predictions:
         responses, more = read_responses(args.predictions)
         problems += more
+        if not responses:
+            sys.exit(f"error: {args.predictions}: no line holds a usable prediction ({len(more)} problems"
+                     + (f"; first: {more[0]}" if more else "") + "); nothing written")
         name = args.name or os.path.basename(args.predictions)
-        known = {r["id"] for r in records}
-        unknown = sorted(set(responses) - known)
+        unknown = sorted(set(responses) - all_ids)
         for rid in unknown:
             problems.append(f"{args.predictions}: id {rid!r} is not in {args.records}; ignored")
         missing = [r["id"] for r in records if r["id"] not in responses]
         if missing:
-            problems.append(f"{len(missing)} records have no response and score 0 "
-                            f"(first: {missing[0]})")
+            problems.append(f"{len(missing)} records of the selection have no prediction and "
+                            f"{'are left out' if args.only_predicted else 'score 0'} (first: {missing[0]})")
         if unknown or missing:
             print(f"warning: {args.predictions}: {len(unknown)} predictions match no record; "
-                  f"{len(missing)} records have no prediction (they score 0)", file=sys.stderr)
+                  f"{len(missing)} records have no prediction ("
+                  f"{'left out: --only-predicted' if args.only_predicted else 'they score 0, marked missing'})",
+                  file=sys.stderr)
         if problems and args.strict:
             sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing written")
-        runs.write(args.out, runs.settings(args, inputs={"records": args.records, "predictions": args.predictions}))
+        if args.only_predicted:
+            records = [r for r in records if r["id"] in responses]
+            extra.update(only_predicted=True, n_left_out=len(missing))
+            if not records:
+                sys.exit(f"error: {args.predictions}: no prediction for a record of the selection; nothing written")
+        settings = runs.settings(args, inputs={"records": args.records, "predictions": args.predictions})
+        runs.write(args.out, {**settings, "prompt": BOX_REQUEST})
+    elif args.endpoint:
+        if problems and args.strict:
+            sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing asked")
+        key = endpoint_key(args)
+        # the replies in --out are reused only if the same endpoint model made them the same way
+        settings = {**runs.settings(args, inputs={"records": args.records}), "prompt": BOX_REQUEST}
+        may = MAY_DIFFER + ("batch_size", "dtype", "min_pixels", "max_pixels")
+        old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+        path = os.path.join(args.out, ENDPOINT_FILE)
+        if old is None and not args.overwrite and os.path.exists(path):
+            sys.exit(f"error: {args.out} holds replies of an unrecorded run (no run.json); pass "
+                     f"--overwrite to start afresh, or choose another --out")
+        answered = {} if args.overwrite else read_endpoint_file(path)[0]
+        if any(r["id"] not in answered for r in records):
+            problem = client.preflight(args.endpoint, key, timeout=min(args.timeout, 10.0),
+                                       model=args.endpoint_model)
+            if problem:
+                sys.exit(f"error: --endpoint {problem}; nothing written")
+        if args.overwrite:
+            runs.clear(args.out, (ENDPOINT_FILE, runs.RUN_FILE))
+        runs.write(args.out, settings)
+        responses, more = ask_endpoint(args, records, root, key)
+        problems += more
+        name = args.name or args.endpoint_model
+        extra["endpoint"] = {"url": args.endpoint, "model": args.endpoint_model}
     else:
         if problems and args.strict:
             sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing generated")
         if args.model is not None:
             runs.check_model(args.model)
         # the responses in --out are reused only if the same model made them the same way
-        settings = runs.settings(args, inputs={"records": args.records},
-                                 model=args.model if args.model is not None else "tiny offline model, seed 0")
+        settings = {**runs.settings(args, inputs={"records": args.records},
+                                    model=args.model if args.model is not None else "tiny offline model, seed 0"),
+                    "prompt": BOX_REQUEST}
         may = MAY_DIFFER + (("batch_size",) if args.temperature == 0 else ())
         old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
         if old is None and not args.overwrite and read_rank_files(args.out)[0]:
@@ -348,12 +660,16 @@ def main(argv=None):
         problems += more
         if more and args.strict:
             sys.exit(f"error: --strict: {len(more)} unreadable responses (first: {more[0]})")
-    rows = [judge(r, responses.get(r["id"], "")) for r in records]
-    s = write_outputs(args.out, rows, mode, name, problems)
+    rows = [judge(r, responses.get(r["id"])) for r in records]
+    s = write_outputs(args.out, rows, mode, name, problems, extra)
     write_report(args.out, rows, s, records, root, name)   # report.html beside table.md
     print(open(os.path.join(args.out, "table.md")).read().split("\n## Per task")[0])
     print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "
           f"{s['n_correct']} correct); wrote {args.out}/", file=sys.stderr)
+    if s["n_failed"]:
+        first = next(r for r in rows if r.get("failed"))
+        sys.exit(f"error: {s['n_failed']} of {s['n']} requests failed and score 0 (first: {first['id']}: "
+                 f"{first['error']}); the files in {args.out} say so; rerun the same command to retry them")
     return s
 
 

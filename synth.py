@@ -23,7 +23,7 @@ import sys
 import time
 
 import tasks
-from tasks import LEVELS, TASKS, make_record, read_records, runs, state_of
+from tasks import TASKS, make_record, read_records, runs, state_of
 from tasks.progress import Progress
 
 SPLITS = {"bench": 0, "train": 1_000_000}   # first seed of each split
@@ -35,8 +35,8 @@ def parse_args(argv=None):
     g = p.add_argument_group("data")
     g.add_argument("--split", choices=sorted(SPLITS), default="bench",
                    help="bench (the 1,260-instance benchmark) or train (a pool disjoint from it)")
-    g.add_argument("--tasks", default="all", help="comma-separated task names (ours or official)")
-    g.add_argument("--levels", type=runs.int_list, default="1,2,3,4,5", help="comma-separated levels")
+    g.add_argument("--tasks", type=runs.task_names, default="all", help="comma-separated task names (ours or official)")
+    g.add_argument("--levels", type=runs.level_list, default="1,2,3,4,5", help="comma-separated levels")
     g.add_argument("--seed", type=runs.nonneg_int, default=None, help="first seed (default: the split's)")
     g.add_argument("--exclude", default="data/bench/records.jsonl",
                    help="records whose states the train split must avoid (if the file exists)")
@@ -53,14 +53,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.out = args.out or os.path.join("data", args.split)
     args.seed = SPLITS[args.split] if args.seed is None else args.seed
-    bad = [lv for lv in args.levels if lv not in LEVELS]
-    if bad:
-        p.error(f"--levels: {bad} not in {list(LEVELS)}")
-    names = list(TASKS) if args.tasks == "all" else [x.strip() for x in args.tasks.split(",") if x.strip()]
-    try:
-        args.tasks = [tasks.get(n).name for n in names]
-    except KeyError as e:
-        p.error(f"--tasks: {e.args[0]}")
     return args
 
 

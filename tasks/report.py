@@ -22,11 +22,13 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 
 from .base import GROUPS
 
 SHORT = 600   # characters of a response or question shown before "show all"
 
+VERDICTS = ("right", "wrong", "missing", "failed")
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fff}
 h1{font-size:20px}h2{font-size:16px;margin-top:24px}
@@ -43,7 +45,8 @@ details.resp[open]+pre.head{display:none}
 .body{flex:1;min-width:0}
 pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;background:#f8f8f8;padding:6px;font-size:12px}
 .verdict{font-weight:bold;padding:1px 8px;border-radius:3px;color:#fff}
-.right{background:#2c9f2c}.wrong{background:#d62728}
+.right{background:#2c9f2c}.wrong{background:#d62728}.verdict.missing{background:#7f7f7f}.verdict.failed{background:#ff7f0e}
+.notes li{margin:2px 0}
 .kv{margin:2px 0}.kv b{display:inline-block;min-width:90px}
 #overlay{position:fixed;inset:0;background:rgba(0,0,0,.8);display:none;align-items:center;
   justify-content:center;z-index:2;cursor:zoom-out}
@@ -175,7 +178,7 @@ def _response(text: str) -> str:
 
 
 def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mode: str) -> str:
-    verdict = "right" if row.get("correct") else "wrong"
+    verdict = verdict_of(row)
     # no src: the script sets it when the entry comes near the viewport (IntersectionObserver)
     thumbs = "".join(f'<a class="zoom" href="{esc(p)}"><img loading="lazy" decoding="async" '
                      f'data-src="{esc(p)}" alt="{esc(row["id"])}"></a>' if ok else
@@ -190,8 +193,22 @@ def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mod
             f'<div class="kv"><b>extracted</b> <code class="extracted">{esc(row.get("extracted"))}</code></div>'
             f'<div class="kv"><b>gold</b> <code class="gold">{esc(rec.get("answer"))}</code></div>'
             f'<details class="question"><summary>question</summary><pre>{esc(question)}</pre></details>'
-            f'<div class="kv"><b>response</b></div>{_response(row.get("response", ""))}'
-            f"</div></div>")
+            + (f'<div class="kv"><b>error</b> <code class="error">{esc(row.get("error"))}</code></div>'
+               if verdict == "failed" else
+               '<div class="kv"><b>response</b> <i>none: no prediction for this record</i></div>'
+               if verdict == "missing" else
+               f'<div class="kv"><b>response</b></div>{_response(row.get("response") or "")}')
+            + "</div></div>")
+
+
+def verdict_of(row: dict) -> str:
+    """right / wrong for a response; missing (no prediction) and failed (the request failed)
+    score 0 too, but are not the model's wrong answers, so the report keeps them apart."""
+    if row.get("missing"):
+        return "missing"
+    if row.get("failed"):
+        return "failed"
+    return "right" if row.get("correct") else "wrong"
 
 
 def _select(id_, label, values) -> str:
@@ -227,6 +244,10 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
     probs = ("<h2>Problems ({})</h2><ul>{}</ul>".format(len(problems), "".join(f"<li>{esc(p)}</li>" for p in problems[:50]))
              if problems else "")
     tasks_seen = sorted({r["task"] for r in rows})
+    # the selection, and records that scored 0 without an answer (evaluate.notes); ** is bold
+    notes = "".join("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", esc(n)) + "</li>"
+                    for n in summary.get("notes") or [])
+    notes = f'<ul class="notes">{notes}</ul>' if notes else ""
     levels = sorted({str(r["level"]) for r in rows}, key=lambda x: int(x) if x.isdigit() else 0)
     # JSON inside <script>: "</script" would end the element and "<!--" can change how the rest
     # is read, so every "<" is written as the JSON escape \u003c (JSON.parse gives it back)
@@ -237,14 +258,14 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
 <body>
 <h1>MM-HELIX: {esc(name)} ({esc(mode)} mode, <span data-key="n">{summary.get("n", len(rows))}</span> instances,
 <span data-key="n_correct">{summary.get("n_correct", 0)}</span> correct, {summary.get("n_tasks", len(tasks_seen))} tasks)</h1>
-{_summary_table(summary, name)}
+{notes}{_summary_table(summary, name)}
 <p>Group = mean of its tasks' accuracies; overall = mean over all tasks (percent).</p>
 <div class="cols"><div><h2>Per task</h2><table id="per-task"><tr><th>Task</th><th>Group</th><th>Accuracy</th></tr>{per_task}</table></div>
 <div><h2>Per level</h2><table id="per-level"><tr><th>Level</th><th>Accuracy</th></tr>{per_level}</table></div></div>
 {probs}
 <h2>Instances</h2>
 <div id="filters">{_select("f-group", "group", [g for g in GROUPS if g in group_of.values()])}
-{_select("f-task", "task", tasks_seen)}{_select("f-level", "level", levels)}{_select("f-verdict", "verdict", ["right", "wrong"])}
+{_select("f-task", "task", tasks_seen)}{_select("f-level", "level", levels)}{_select("f-verdict", "verdict", VERDICTS)}
 <label>search <input id="f-search" type="search" placeholder="id, question, answer, response"></label>
 <span id="count">{len(rows)} of {len(rows)} entries</span></div>
 <div id="entries">{"".join(entries)}</div>

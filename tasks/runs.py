@@ -74,6 +74,35 @@ def int_list(s):
     return out
 
 
+def task_names(s):
+    """argparse type: 'all' or comma-separated task names (ours or the official category) ->
+    our names, in the order given (once each); names the one that is unknown."""
+    from . import TASKS, get   # the registry imports this module's package: import on use
+    if s.strip() == "all":
+        return list(TASKS)
+    names = []
+    for item in (x.strip() for x in s.split(",")):
+        if not item:
+            continue
+        try:
+            names.append(get(item).name)
+        except KeyError as e:
+            raise argparse.ArgumentTypeError(e.args[0]) from None
+    if not names:
+        raise argparse.ArgumentTypeError(f"{s!r} names no task")
+    return list(dict.fromkeys(names))
+
+
+def level_list(s):
+    """argparse type: '1,2,5' -> [1, 2, 5], each one of the five difficulty levels."""
+    from .base import LEVELS
+    levels = int_list(s)
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad} not in {list(LEVELS)}")
+    return list(dict.fromkeys(levels))
+
+
 # ---- fingerprints ---------------------------------------------------------------------------------
 def file_sha256(path):
     """Content hash of an input file (records, traces, predictions): the whole file."""
