@@ -202,10 +202,8 @@ def prediction_of(obj):
     engine returns for the lines --export-requests writes. problem: (field, message) or None."""
     if not isinstance(obj, dict):
         return None, None, ("-", f"expected a JSON object, got {type(obj).__name__}")
-    if "custom_id" in obj and "id" not in obj or isinstance(obj.get("response"), dict):
-        rid, resp = obj.get("custom_id", obj.get("id")), obj.get("response")
-        if rid is None:
-            return None, None, ("custom_id", "missing")
+    if "custom_id" in obj:   # a batch output line (its own "id" is the batch's, not the record's)
+        rid, resp = obj["custom_id"], obj.get("response")
         err = obj.get("error")
         if err or not isinstance(resp, dict) or resp.get("status_code", 200) != 200:
             msg = err.get("message", err) if isinstance(err, dict) else err
@@ -319,8 +317,9 @@ def notes(s):
     scored 0 without an answer of the model's (missing, failed) or was left out."""
     sel = s.get("selection") or {}
     t = sel.get("tasks", "all")
-    out = [f"Selection: tasks {'all' if t == 'all' else ', '.join(t)} ({s['n_tasks']} scored of "
-           f"{s['tasks_in_registry']}); levels {', '.join(map(str, sel.get('levels', [])))}."]
+    out = [f"Selection: tasks {'all' if t == 'all' else ', '.join(t)}; levels "
+           f"{', '.join(map(str, sel.get('levels', [])))} ({s['n_tasks']} of the {s['tasks_in_registry']} "
+           "tasks scored)."]
     if s.get("only_predicted"):
         out.append(f"Only the {s['n']} records with a prediction are scored (--only-predicted); "
                    f"{s.get('n_left_out', 0)} records of the selection without one are left out.")
@@ -440,13 +439,14 @@ def ask_endpoint(args, records, root, key):
     out/responses.endpoint.jsonl; each reply (or, once its retries are spent, each failure) is
     appended and flushed as it arrives, so a killed run loses at most the requests in flight."""
     path = os.path.join(args.out, ENDPOINT_FILE)
+    f = tasks.records.open_append(path)     # first: it cuts a line a killed run left half-written
     answered, _, problems = read_endpoint_file(path)
     todo = [r for r in records if r["id"] not in answered]
     c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
     jobs = [(r["id"], (lambda r=r: endpoint_request(args, r, root))) for r in todo]  # images read in the workers
     bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
     t0, n_ok, n_bad = time.perf_counter(), 0, 0
-    with tasks.records.open_append(path) as f:
+    with f:
         for rid, reply, err in c.map(jobs, args.concurrency):
             if err is None:
                 line = {"id": rid, "response": reply.content,

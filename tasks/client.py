@@ -158,7 +158,7 @@ class Client:
         raise RequestFailed(f"endpoint failed after {self.retries + 1} tries: {last}", self.retries + 1, True)
 
     def map(self, jobs, concurrency=8):
-        """jobs: [(key, payload)] -> yields (key, Reply or None, error text or None) as replies
+        """jobs: [(key, payload or a function that makes it)] -> yields (key, Reply or None, error text or None) as replies
         arrive, `concurrency` requests in flight. The workers are daemon threads fed one job at
         a time: closing the generator (or Ctrl-C in the caller) starts no new request, and a
         killed caller leaves nothing behind."""
@@ -174,7 +174,7 @@ class Client:
                 except queue.Empty:
                     return
                 try:
-                    done.put((key, self.chat(payload), None))
+                    done.put((key, self.chat(payload() if callable(payload) else payload), None))
                 except RequestFailed as e:
                     done.put((key, None, str(e)))
                 except Exception as e:  # a bug must reach the caller as an error, not hang it

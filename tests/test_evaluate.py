@@ -170,3 +170,74 @@ def test_two_processes_give_the_same_predictions_as_one(small):
     a = [json.loads(line) for line in open(small / "p1/predictions.jsonl")]
     b = [json.loads(line) for line in open(small / "p2/predictions.jsonl")]
     assert a == b and len(a) == 12
+
+
+# ---- coverage said, not hidden: selection, missing records, keys, JSON errors ------------------------
+def _task_records(bench, names, levels=None):
+    return [r for r in _records(bench) if r["task"] in names and (levels is None or r["difficulty"] in levels)]
+
+
+def test_a_partial_file_is_scored_over_its_selection(bench, tmp_path):
+    # 4 right answers on 2 tasks at level 1: the whole benchmark would call it a few percent
+    part = _task_records(bench, {"maze", "sudoku"}, {1})
+    assert len(part) == 4
+    lines = [{"id": r["id"], "response": "\\boxed{%s}" % r["answer"]} for r in part]
+    s = _run(bench, tmp_path, lines)
+    n = len(_records(bench))
+    assert s["n"] == n and s["n_missing"] == n - 4 and s["n_correct"] == 4 and s["overall"] < 5
+    rows = [json.loads(line) for line in open(tmp_path / "out/predictions.jsonl")]
+    miss = [r for r in rows if r.get("missing")]
+    assert len(miss) == n - 4 and all(r["response"] is None and not r["correct"] for r in miss)
+    assert f"**{n - 4} of {n} records had no prediction and score 0**" in (tmp_path / "out/table.md").read_text()
+    html = (tmp_path / "out/report.html").read_text()
+    assert html.count('data-verdict="missing"') == n - 4 and '<option value="missing">' in html
+    # the same file over its own selection: 100, and the table says which tasks and levels
+    s = _run(bench, tmp_path, lines, "--tasks", "sudoku,Maze", "--levels", "1")
+    assert s["overall"] == 100.0 and s["n"] == 4 and s["n_missing"] == 0 and set(s["per_task"]) == {"maze", "sudoku"}
+    assert s["selection"] == {"tasks": ["sudoku", "maze"], "levels": [1]}
+    assert "Selection: tasks sudoku, maze; levels 1 (2 of the 42 tasks scored)." in (tmp_path / "out/table.md").read_text()
+    # --only-predicted: the records without a prediction are left out, and the header says so
+    s = _run(bench, tmp_path, lines, "--only-predicted")
+    assert s["overall"] == 100.0 and s["n"] == 4 and s["n_left_out"] == n - 4 and s["only_predicted"]
+    head = (tmp_path / "out/table.md").read_text().split("| Model |")[0]
+    assert f"Only the 4 records with a prediction are scored (--only-predicted); {n - 4} records" in head
+    s = _run(bench, tmp_path, lines, "--levels", "1,2", "--tasks", "maze")
+    assert s["n"] == 4 and s["n_missing"] == 2 and s["per_level"] == {"1": 100.0, "2": 0.0}
+
+
+def test_a_selection_the_file_lacks_is_said(bench, tmp_path):
+    recs = _task_records(bench, {"maze"}, {1})
+    p = tmp_path / "maze.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"id": r["id"], "response": "\\boxed{%s}" % r["answer"]}) + "\n" for r in recs))
+    s = evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o"),
+                       "--tasks", "maze,lis", "--levels", "1,3"])
+    assert s["overall"] == 100.0
+    assert any("no record of selected task 'lis'" in x for x in s["problems"])
+    assert any("no record of selected level 3" in x for x in s["problems"])
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o2"),
+                       "--tasks", "lis"])
+    assert "no record of the selected tasks and levels" in str(e.value) and not (tmp_path / "o2").exists()
+
+
+def test_a_line_with_another_key_or_bad_json_is_named(bench, tmp_path):
+    recs = _records(bench)
+    lines = ['{"id": "%s", "response": \n' % recs[0]["id"], {"id": recs[1]["id"], "prediction": "\\boxed{1}"},
+             {"id": recs[2]["id"], "answer": "1"}, {"id": recs[3]["id"]}] + \
+        [{"id": r["id"], "response": "\\boxed{%s}" % r["answer"]} for r in recs[4:]]
+    s = _run(bench, tmp_path, lines)
+    probs = "\n".join(s["problems"])
+    assert "pred.jsonl:1: field '-': not valid JSON at column" in probs
+    assert ("pred.jsonl:2: field 'response': missing (the line has 'prediction'; evaluate.py reads the key "
+            "'response')") in probs
+    assert "pred.jsonl:3: field 'response': missing (the line has 'answer'" in probs
+    assert "pred.jsonl:4: field 'response': missing (keys: id)" in probs
+    assert s["n_missing"] == 4 and s["n_correct"] == len(recs) - 4
+    # a file in which no line holds a response is refused whole: its numbers would all be 0
+    (tmp_path / "x").mkdir()
+    with pytest.raises(SystemExit) as e:
+        _run(bench, tmp_path / "x", [{"id": r["id"], "prediction": "1"} for r in recs])
+    assert "no line holds a usable prediction" in str(e.value) and "'prediction'" in str(e.value)
+    assert not (tmp_path / "x" / "out").exists()

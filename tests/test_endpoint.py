@@ -1,0 +1,293 @@
+"""evaluate.py --endpoint against a local server (tests/fake_endpoint.py, 127.0.0.1 only): faults
+survived, every record answered exactly once, nothing lost on a kill, nothing re-requested on a
+rerun, failures kept as failures, the key never written, images sent as the record's bytes, and
+--export-requests equal to what is sent."""
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import evaluate
+import synth
+import tasks
+from fake_endpoint import FakeEndpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASKS = "maze,buy_sell_stock,graph_isomorphism,h_index"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ep")
+    synth.main(["--out", str(d), "--tasks", TASKS, "--levels", "1,2", "--count", "1", "--workers", "1",
+                "--quiet"])
+    return d
+
+
+def _records(bench):
+    return [json.loads(line) for line in open(bench / "records.jsonl")]
+
+
+def _args(bench, srv, out, *extra):
+    return ["--records", str(bench / "records.jsonl"), "--endpoint", srv.url, "--endpoint-model", "m",
+            "--text-only", "--out", str(out), "--timeout", "0.5", "--retries", "3", "--backoff", "0.01",
+            "--concurrency", "4", "--quiet", *extra]
+
+
+def _lines(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def _snapshot(d):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def test_faults_are_survived_and_every_record_answered_once(bench, tmp_path):
+    recs = _records(bench)
+    kinds = ["429", "500", "reset", "hang", "garbage", "503"]
+    faults = {r["id"]: [kinds[i % len(kinds)]] for i, r in enumerate(recs) if i < len(kinds)}
+    faults[recs[-1]["id"]] = ["429", "500", "reset"]                 # three faults in a row, then right
+    srv = FakeEndpoint(recs, faults=faults, reasoning=True)
+    try:
+        s = evaluate.main(_args(bench, srv, tmp_path / "out"))
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and s["n"] == len(recs) and s["n_failed"] == 0
+    # exactly one right reply sent per record, and one line per record in the responses file
+    assert srv.answered() == {r["id"]: 1 for r in recs}
+    got = _lines(tmp_path / "out" / evaluate.ENDPOINT_FILE)
+    assert sorted(x["id"] for x in got) == sorted(r["id"] for r in recs)
+    att = {x["id"]: x["attempts"] for x in got}
+    assert all(att[rid] == len(plan) + 1 for rid, plan in faults.items()), att
+    # Retry-After (0.2 s) honoured: the retry after a 429 came no sooner
+    for rid in [rid for rid, plan in faults.items() if plan[0] == "429"]:
+        t = [e["t"] for e in srv.log if e["id"] == rid]
+        assert t[1] - t[0] >= 0.2, (rid, t)
+    # reasoning and usage kept per record and summed
+    rows = _lines(tmp_path / "out/predictions.jsonl")
+    assert all(r["reasoning"] == f"thinking about {r['id']}" for r in rows)
+    assert s["usage"]["completion_tokens"] == 7 * len(recs) and s["usage"]["n_records"] == len(recs)
+    assert s["usage"]["prompt_tokens"] == sum(x["usage"]["prompt_tokens"] for x in got)
+    assert s["latency_s"]["n_records"] == len(recs) and s["latency_s"]["total"] > 0
+    assert json.load(open(tmp_path / "out/summary.json"))["endpoint"] == {"url": srv.url, "model": "m"}
+
+
+def test_a_request_that_keeps_failing_is_recorded_as_failed_and_retried_next_run(bench, tmp_path):
+    recs = _records(bench)
+    bad, refused = recs[0]["id"], recs[1]["id"]
+    srv = FakeEndpoint(recs, faults={bad: ["503"] * 3, refused: ["400"]})
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(_args(bench, srv, out, "--retries", "2"))
+        assert "2 of 8 requests failed" in str(e.value) and "rerun the same command" in str(e.value)
+        rows = {r["id"]: r for r in _lines(out / "predictions.jsonl")}
+        assert rows[bad]["failed"] and rows[bad]["response"] is None and not rows[bad]["correct"]
+        assert "HTTP 503" in rows[bad]["error"] and "after 3 tries" in rows[bad]["error"]
+        # a 400 is not retried: it would fail the same way; the server's message is kept
+        assert "HTTP 400: fault 400 for this request" in rows[refused]["error"]
+        assert sum(e["id"] == refused for e in srv.log) == 1
+        summary = json.load(open(out / "summary.json"))
+        assert summary["n_failed"] == 2 and summary["overall"] < 100
+        assert "**2 of 8 requests failed and score 0**" in (out / "table.md").read_text()
+        html = (out / "report.html").read_text()
+        assert html.count('data-verdict="failed"') == 2 and '<option value="failed">' in html
+        n_before = len(srv.log)
+        s = evaluate.main(_args(bench, srv, out))      # the server has recovered
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and s["n_failed"] == 0
+    assert sorted(e["id"] for e in srv.log[n_before:]) == sorted([bad, refused])   # only those two
+
+
+def test_kill_mid_run_then_rerun_requests_nothing_twice(bench, tmp_path):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, delay=0.4)
+    out = tmp_path / "out"
+    path = out / evaluate.ENDPOINT_FILE
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "evaluate.py"),
+                          *_args(bench, srv, out, "--concurrency", "2")], cwd=tmp_path, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (path.exists() and len(path.read_text().splitlines()) >= 3):
+            time.sleep(0.02)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        written = {x["id"] for x in _lines(path)}
+        assert 3 <= len(written) < len(recs)
+        n_before = len(srv.log)
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        srv.close()
+    asked_again = [e["id"] for e in srv.log[n_before:]]
+    assert not set(asked_again) & written                      # nothing written was asked again
+    assert sorted(set(asked_again) | written) == sorted(r["id"] for r in recs)
+    assert s["overall"] == 100.0 and s["n"] == len(recs)
+    assert sorted(x["id"] for x in _lines(path)) == sorted(r["id"] for r in recs)   # one line each
+
+
+def test_a_half_written_last_line_is_cut_and_its_record_asked_again(bench, tmp_path):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs)
+    out = tmp_path / "out"
+    try:
+        evaluate.main(_args(bench, srv, out, "--limit", "3"))
+        path = out / evaluate.ENDPOINT_FILE
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:2]) + lines[2][:25])    # killed while writing line 3
+        n_before = len(srv.log)
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and s["problems"] == []
+    assert len(srv.log) - n_before == len(recs) - 2
+    assert len(_lines(out / evaluate.ENDPOINT_FILE)) == len(recs)
+
+
+def test_image_mode_sends_each_records_png_before_the_prompt(bench, tmp_path):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, root=str(bench), text_only=False)
+    args = _args(bench, srv, tmp_path / "out")
+    args.remove("--text-only")
+    try:
+        s = evaluate.main(args)
+    finally:
+        srv.close()
+    assert s["mode"] == "image" and s["overall"] == 100.0
+    by_id = {r["id"]: r for r in recs}
+    for e in srv.log:
+        (turn,) = e["body"]["messages"]
+        parts = turn["content"]
+        rec = by_id[e["id"]]
+        assert [p["type"] for p in parts] == ["image_url"] * len(rec["images"]) + ["text"]
+        assert parts[-1]["text"] == tasks.build_prompt(rec) and parts[-1]["text"].endswith(
+            "Please put your final answer within \\boxed{}.")
+        for p, img in zip(parts, rec["images"]):
+            head, data = p["image_url"]["url"].split(",", 1)
+            assert head == "data:image/png;base64"
+            assert base64.b64decode(data) == (bench / img).read_bytes()
+
+
+def test_export_requests_are_exactly_what_is_sent_and_their_batch_output_scores(bench, tmp_path):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, root=str(bench), text_only=False)
+    common = ["--records", str(bench / "records.jsonl"), "--endpoint-model", "m", "--max-new-tokens", "64",
+              "--temperature", "0.6", "--seed", "3", "--extra-body", '{"top_p": null, "min_p": 0.05}', "--quiet"]
+    try:
+        s = evaluate.main(["--endpoint", srv.url, "--out", str(tmp_path / "ep"), *common])
+    finally:
+        srv.close()
+    export = tmp_path / "requests.jsonl"
+    assert evaluate.main(["--export-requests", str(export), *common]) is None
+    lines = _lines(export)
+    assert [x["custom_id"] for x in lines] == [r["id"] for r in recs]
+    assert {x["method"] for x in lines} == {"POST"} and {x["url"] for x in lines} == {"/v1/chat/completions"}
+    sent = {e["id"]: e["body"] for e in srv.log}
+    assert {x["custom_id"]: x["body"] for x in lines} == sent
+    body = lines[0]["body"]
+    assert body["max_tokens"] == 64 and body["temperature"] == 0.6 and body["seed"] == 3
+    assert "top_p" not in body and body["min_p"] == 0.05                # --extra-body: null removes
+    # what a batch engine gives back for these lines: OpenAI's batch output format, one error
+    out_lines = [{"id": f"b{i}", "custom_id": x["custom_id"], "error": None,
+                  "response": {"status_code": 200, "body": {"choices": [{"message": {
+                      "content": f"\\boxed{{{r['answer']}}}" if i % 2 else "no idea"}}]}}}
+                 for i, (x, r) in enumerate(zip(lines, recs))]
+    out_lines[0] = {"id": "b0", "custom_id": recs[0]["id"], "response": None,
+                    "error": {"code": "server_error", "message": "the batch worker died"}}
+    batch = tmp_path / "batch_output.jsonl"
+    batch.write_text("".join(json.dumps(x) + "\n" for x in out_lines))
+    with pytest.raises(SystemExit) as e:   # a failed line fails the run, after writing its files
+        evaluate.main(["--records", str(bench / "records.jsonl"), "--predictions", str(batch),
+                       "--out", str(tmp_path / "b"), "--quiet"])
+    assert "1 of 8 requests failed" in str(e.value) and "the batch worker died" in str(e.value)
+    rows = _lines(tmp_path / "b/predictions.jsonl")
+    assert [r["correct"] for r in rows] == [bool(i % 2) for i in range(len(recs))]
+    assert rows[0]["failed"] and "the batch worker died" in rows[0]["error"]
+    assert s["n_correct"] == len(recs)
+
+
+def test_preflight_fails_fast_in_one_line_and_writes_nothing(bench, tmp_path):
+    recs = _records(bench)
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as e:        # nothing listens on port 9
+        evaluate.main(["--records", str(bench / "records.jsonl"), "--endpoint", "http://127.0.0.1:9/v1",
+                       "--endpoint-model", "m", "--out", str(out), "--retries", "5", "--backoff", "1"])
+    assert time.perf_counter() - t0 < 5 and "does not answer" in str(e.value) and "\n" not in str(e.value)
+    srv = FakeEndpoint(recs, key="right-key", models=("served-a", "served-b"))
+    try:
+        os.environ["MMHELIX_TEST_WRONG_KEY"] = "wrong-key"
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(["--records", str(bench / "records.jsonl"), "--endpoint", srv.url, "--endpoint-model",
+                           "served-a", "--api-key-env", "MMHELIX_TEST_WRONG_KEY", "--out", str(out)])
+        assert "HTTP 401" in str(e.value) and "--api-key-env" in str(e.value)
+        os.environ["MMHELIX_TEST_WRONG_KEY"] = "right-key"
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(["--records", str(bench / "records.jsonl"), "--endpoint", srv.url, "--endpoint-model",
+                           "m", "--api-key-env", "MMHELIX_TEST_WRONG_KEY", "--out", str(out)])
+        assert "does not serve model 'm'" in str(e.value) and "served-a, served-b" in str(e.value)
+    finally:
+        del os.environ["MMHELIX_TEST_WRONG_KEY"]
+        srv.close()
+    assert srv.log == [] and not out.exists()
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--records", str(bench / "records.jsonl"), "--endpoint", srv.url, "--endpoint-model", "m",
+                       "--api-key-env", "MMHELIX_NO_SUCH_VARIABLE", "--out", str(out)])
+    assert "MMHELIX_NO_SUCH_VARIABLE" in str(e.value) and "not set" in str(e.value) and not out.exists()
+
+
+def test_the_key_is_sent_but_never_written(bench, tmp_path, monkeypatch):
+    recs = _records(bench)
+    secret = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("MMHELIX_TEST_KEY", secret)
+    srv = FakeEndpoint(recs, key=secret)
+    out = tmp_path / "out"
+    try:
+        s = evaluate.main(_args(bench, srv, out, "--api-key-env", "MMHELIX_TEST_KEY"))
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and {e["auth"] for e in srv.log} == {f"Bearer {secret}"}
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert secret.encode() not in p.read_bytes(), p
+    assert json.load(open(out / "run.json"))["args"]["api_key_env"] == "MMHELIX_TEST_KEY"
+
+
+@pytest.mark.parametrize("change,word", [(["--endpoint-model", "m2"], "endpoint_model: m -> m2"),
+                                         (["--temperature", "0.5"], "temperature: 0.0 -> 0.5"),
+                                         (["--max-new-tokens", "99"], "max_new_tokens: 2048 -> 99"),
+                                         (["--extra-body", '{"top_k": 5}'], "extra_body: {} -> {'top_k': 5}")])
+def test_a_rerun_with_other_settings_is_refused_and_touches_nothing(bench, tmp_path, change, word):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, models=("m", "m2"))
+    out = tmp_path / "out"
+    try:
+        evaluate.main(_args(bench, srv, out, "--limit", "2"))
+        before, n = _snapshot(out), len(srv.log)
+        args = _args(bench, srv, out)
+        i = args.index(change[0]) if change[0] in args else None
+        if i is not None:
+            args[i + 1] = change[1]
+        else:
+            args += change
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(args)
+        after = _snapshot(out)
+        # the selection, concurrency and retries may change: the replies made stay valid
+        s = evaluate.main(_args(bench, srv, out, "--concurrency", "1", "--retries", "1", "--tasks", "maze"))
+    finally:
+        srv.close()
+    assert word in str(e.value) and "run.json" in str(e.value)
+    assert len(srv.log) - n == 2 - sum(r["task"] == "maze" for r in recs[:2])  # the new maze record only
+    assert s["n"] == 2 and set(s["per_task"]) == {"maze"}
+    assert before == after and len(before) >= 6     # the refused run touched no file
