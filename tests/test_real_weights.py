@@ -14,7 +14,10 @@ What is checked: render gives the template string content; the sampler's greedy 
 generate's on 8 real MM-HELIX text questions (left-padded, rows ending at the real EOS), through
 the hand-written decode step; seeded sampling is reproducible; evaluate.py --text-only end to
 end; one sft.py and one ahpo.py step with the assistant-token mask checked against the
-template's own text; ahpo's final/ loads back to the same greedy tokens.
+template's own text; ahpo's final/ loads back to the same greedy tokens; and evaluate.py
+--endpoint against `transformers serve` of the same folder (127.0.0.1): its predictions are what
+the server returns for the protocol's prompt, equal to the local model mode's greedy text, and a
+rerun requests nothing.
 """
 import hashlib
 import importlib.util
@@ -281,3 +284,100 @@ def test_one_ahpo_step_and_final_round_trip(smol_path, smol, data, tmp_path, mon
     before = vlm.sample(trained, proc, b, max_new_tokens=8, greedy=True)
     after = vlm.sample(back, proc2, vlm.prompt_batch(proc2, chats), max_new_tokens=8, greedy=True)
     assert after.ids == before.ids
+
+
+# -----------------------------------------------------------------------------
+# a real OpenAI-compatible server: `transformers serve` (the transformers[serving] extra, in
+# requirements-test.txt) serving the same folder, on 127.0.0.1
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(smol_path, tmp_path_factory):
+    """The URL of `transformers serve <the SmolLM2 folder>` on a free port (about 5 s to start)."""
+    import shutil
+    import time
+    import urllib.request
+    from transformers.utils.import_utils import is_serve_available
+    exe = shutil.which("transformers")
+    if exe is None or not is_serve_available():
+        pytest.skip("transformers serve is not installed (pip install --no-deps -r requirements-test.txt)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as f:
+        p = subprocess.Popen([exe, "serve", smol_path, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                             stdout=f, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert p.poll() is None, f"transformers serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"transformers serve did not answer: {log.read_text()[-2000:]}"
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _ask(url, model, prompt, n_new):
+    """One request written here by hand, not by the client under test: what the server returns
+    for the prompt the protocol defines."""
+    import urllib.request
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": n_new, "temperature": 0}
+    req = urllib.request.Request(url + "/chat/completions", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return json.loads(r.read())["choices"][0]["message"]["content"]
+
+
+def test_endpoint_mode_against_transformers_serve(smol_path, served, data, tmp_path, monkeypatch):
+    import evaluate
+    from tasks import client
+    recs = _records(data / "bench/records.jsonl")
+    out = tmp_path / "ep"
+    n_new = 24
+    args = ["--records", str(data / "bench/records.jsonl"), "--endpoint", served, "--endpoint-model", smol_path,
+            "--text-only", "--max-new-tokens", str(n_new), "--concurrency", "2", "--out", str(out), "--quiet"]
+    s = evaluate.main(args)
+    preds = {p["id"]: p for p in _records(out / "predictions.jsonl")}
+    assert s["n"] == len(recs) == 8 and s["n_failed"] == 0 and s["mode"] == "text"
+    # the predictions are what the server returns for the protocol's prompt, asked one by one
+    for r in recs:
+        assert preds[r["id"]]["response"] == _ask(served, smol_path, tasks.build_prompt(r, text_only=True), n_new)
+        assert preds[r["id"]]["response"].strip()
+    # and the server counted tokens: prompts of a few hundred, completions at most the budget
+    assert s["usage"]["n_records"] == 8 and 0 < s["usage"]["completion_tokens"] <= 8 * n_new
+    assert s["usage"]["prompt_tokens"] > 8 * 50
+    # a rerun requests nothing
+    calls = []
+    real = client.Client.chat
+    monkeypatch.setattr(client.Client, "chat", lambda self, payload: calls.append(1) or real(self, payload))
+    again = evaluate.main(args)
+    assert calls == [] and again["per_task"] == s["per_task"]
+
+
+def test_endpoint_answers_equal_the_local_model_mode(smol_path, served, data, tmp_path):
+    """The same weights, the same prompt, greedy: the server's text equals evaluate.py --model's,
+    so the two modes measure the same protocol (the server applies the same chat template)."""
+    import evaluate
+    common = ["--records", str(data / "bench/records.jsonl"), "--text-only", "--max-new-tokens", "16",
+              "--limit", "4", "--quiet"]
+    a = evaluate.main([*common, "--endpoint", served, "--endpoint-model", smol_path, "--out", str(tmp_path / "ep")])
+    b = evaluate.main([*common, "--model", smol_path, "--device", "cpu", "--out", str(tmp_path / "local")])
+    ep = {p["id"]: p["response"] for p in _records(tmp_path / "ep/predictions.jsonl")}
+    local = {p["id"]: p["response"] for p in _records(tmp_path / "local/predictions.jsonl")}
+    assert len(ep) == 4 and ep == local and a["per_task"] == b["per_task"]
