@@ -291,3 +291,18 @@ def test_a_rerun_with_other_settings_is_refused_and_touches_nothing(bench, tmp_p
     assert len(srv.log) - n == 2 - sum(r["task"] == "maze" for r in recs[:2])  # the new maze record only
     assert s["n"] == 2 and set(s["per_task"]) == {"maze"}
     assert before == after and len(before) >= 6     # the refused run touched no file
+
+
+def test_endpoint_mode_never_imports_torch(bench, tmp_path):
+    """Scoring an API model needs no torch: evaluate.py imports it only where a local model runs."""
+    recs = _records(bench)
+    srv = FakeEndpoint(recs)
+    code = ("import sys, evaluate; evaluate.main(sys.argv[1:]); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    try:
+        p = subprocess.run([sys.executable, "-c", code, *_args(bench, srv, tmp_path / "out")], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        srv.close()
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert len(_lines(tmp_path / "out/predictions.jsonl")) == len(recs)

@@ -141,6 +141,13 @@ def test_model_mode_runs_end_to_end(small, mode):
     assert "| tiny |" in (small / f"m-{mode}/table.md").read_text()
 
 
+def test_model_mode_takes_the_selection(small):
+    s = evaluate.main(_model_args(small, "m-sel", "--text-only", "--tasks", "maze", "--levels", "2"))
+    rows = [json.loads(line) for line in open(small / "m-sel/predictions.jsonl")]
+    assert s["n"] == len(rows) == 2 and {(r["task"], r["level"]) for r in rows} == {("maze", 2)}
+    assert s["selection"] == {"tasks": ["maze"], "levels": [2]} and s["n_missing"] == 0
+
+
 def test_resume_does_not_redo_finished_records(small, monkeypatch):
     full = evaluate.main(_model_args(small, "r-full"))
     out = small / "r-cut"
