@@ -534,14 +534,15 @@ def generate(args, records, root, rank, world, device):
 def select(args, records, problems):
     """The records of --tasks and --levels (then --limit); a selected task or level without a
     record in the file is reported, not silently absent from the table."""
+    every_level = set(args.levels) == set(tasks.LEVELS)   # then a record without a level is kept too
     chosen = [r for r in records if tasks.task_of(r).name in args.tasks
-              and int(r.get("difficulty") or 0) in args.levels]
+              and (every_level or int(r.get("difficulty") or 0) in args.levels)]
     have_t = {tasks.task_of(r).name for r in chosen}
     have_l = {int(r.get("difficulty") or 0) for r in chosen}
     # named on purpose (not the default 'all'): a task or level the file lacks is said
     if set(args.tasks) != set(tasks.TASKS):
         problems += [f"{args.records}: no record of selected task {t!r}" for t in args.tasks if t not in have_t]
-    if set(args.levels) != set(tasks.LEVELS):
+    if not every_level:
         problems += [f"{args.records}: no record of selected level {lv}" for lv in args.levels if lv not in have_l]
     return chosen[:args.limit] if args.limit else chosen
 

@@ -248,3 +248,16 @@ def test_a_line_with_another_key_or_bad_json_is_named(bench, tmp_path):
         _run(bench, tmp_path / "x", [{"id": r["id"], "prediction": "1"} for r in recs])
     assert "no line holds a usable prediction" in str(e.value) and "'prediction'" in str(e.value)
     assert not (tmp_path / "x" / "out").exists()
+
+
+def test_a_record_without_a_level_is_kept_unless_levels_are_chosen(tmp_path):
+    rec = {"id": "official-2", "category": "BestTimeToBuyAndSellStock", "question": "q", "answer": "7",
+           "initial_state": "[7, 1, 5, 3, 6, 4]"}
+    p = tmp_path / "off.jsonl"
+    p.write_text(json.dumps(rec) + "\n")
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "official-2", "response": "\\boxed{7}"}) + "\n")
+    s = evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o")])
+    assert s["overall"] == 100.0 and s["n"] == 1
+    with pytest.raises(SystemExit, match="no record of the selected tasks and levels"):
+        evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o"), "--levels", "1"])
