@@ -363,3 +363,27 @@ if __name__ == "__main__":
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         screenshot(b, "file://" + os.path.join(out, "report.html"), dest, size=(1200, 1000))
     print(f"wrote {dest} ({os.path.getsize(dest) // 1024} KB)")
+
+
+def test_missing_and_failed_records_have_their_own_verdicts(browser, demo, tmp_path):
+    """A partial predictions file with a failed batch line: the filter's new verdicts leave
+    exactly those entries, and the page says how many there are before the numbers."""
+    out, _, rows = demo
+    bench = os.path.join(os.path.dirname(out), "bench")
+    lines = [json.loads(x) for x in open(os.path.join(os.path.dirname(out), "pred.jsonl"))]
+    missing = {x["id"] for x in lines[:3]}
+    failed = lines[3]["id"]
+    kept = [x for x in lines[4:]] + [{"custom_id": failed, "response": None, "error": {"message": "timed out"}}]
+    pred = tmp_path / "partial.jsonl"
+    pred.write_text("".join(json.dumps(x) + "\n" for x in kept))
+    with pytest.raises(SystemExit, match="1 of 16 requests failed"):
+        evaluate.main(["--records", os.path.join(bench, "records.jsonl"), "--predictions", str(pred),
+                       "--out", str(tmp_path / "eval")])
+    page = str(tmp_path / "eval/report.html")
+    for fragment, want in (("#verdict=missing", missing), ("#verdict=failed", {failed})):
+        dom, console = load(browser, page, fragment)
+        assert errors_of(dom, console) == []
+        assert {e["id"] for e in dom.entries if not e["hidden"]} == want, fragment
+    html = open(page, encoding="utf-8").read()
+    assert "<b>3 of 16 records had no prediction and score 0</b>" in html
+    assert "<b>1 of 16 requests failed and score 0</b>" in html and "batch: timed out" in html
