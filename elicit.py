@@ -211,7 +211,7 @@ class EndpointRewriter:
         with open(self.args.cache, "a", encoding="utf-8") as f:
             for rid, got, err in self.client.map(ask, self.args.concurrency):
                 if err is not None:
-                    yield rid, None, err
+                    yield rid, None, str(err)
                     continue
                 reply = normalise_reply(got.content, got.reasoning)
                 key = self.key(payloads[rid])

@@ -53,6 +53,7 @@ from tasks.report import write_report
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 ENDPOINT_FILE = "responses.endpoint.jsonl"
+REFUSALS_TO_STOP = 5      # an endpoint run stops when its first replies are this many refusals (4xx)
 
 
 def json_object(s):
@@ -445,7 +446,7 @@ def ask_endpoint(args, records, root, key):
     c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
     jobs = [(r["id"], (lambda r=r: endpoint_request(args, r, root))) for r in todo]  # images read in the workers
     bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
-    t0, n_ok, n_bad = time.perf_counter(), 0, 0
+    t0, n_ok, n_bad, n_refused, stopped = time.perf_counter(), 0, 0, 0, None
     with f:
         for rid, reply, err in c.map(jobs, args.concurrency):
             if err is None:
@@ -455,17 +456,25 @@ def ask_endpoint(args, records, root, key):
                         "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts}
                 n_ok += 1
             else:
-                line = {"id": rid, "failed": True, "error": err}
+                line = {"id": rid, "failed": True, "error": str(err)}
                 n_bad += 1
+                n_refused += not err.retryable
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(n_ok + n_bad, failed=n_bad)
+            # the first replies all refusals (a field the server rejects, say): every other request
+            # would be refused the same way, so none is sent
+            if n_refused == n_bad == REFUSALS_TO_STOP and not n_ok and n_bad < len(jobs):
+                stopped = (f"the endpoint refused the first {n_bad} requests ({err}); the other "
+                           f"{len(jobs) - n_bad} were not sent")
+                break
     bar.close()
     dt = time.perf_counter() - t0
-    print(f"endpoint: {len(answered)} answered before, {len(jobs)} asked now: {n_ok} answered, {n_bad} failed, "
-          f"{c.retried} retries, {dt:.1f} s ({len(jobs) / dt if dt > 0 else 0:.2f} records/s)", file=sys.stderr)
+    print(f"endpoint: {len(answered)} answered before, {n_ok + n_bad} asked now: {n_ok} answered, {n_bad} failed, "
+          f"{c.retried} retries, {dt:.1f} s ({(n_ok + n_bad) / dt if dt > 0 else 0:.2f} records/s)", file=sys.stderr)
     answered, failed, more = read_endpoint_file(path)
-    return {rid: answered.get(rid) or failed.get(rid) for rid in answered.keys() | failed.keys()}, problems + more
+    replies = {rid: answered.get(rid) or failed.get(rid) for rid in answered.keys() | failed.keys()}
+    return replies, problems + more, stopped
 
 
 # ---- a local model --------------------------------------------------------------------------
@@ -625,8 +634,11 @@ def main(argv=None):
         if args.overwrite:
             runs.clear(args.out, (ENDPOINT_FILE, runs.RUN_FILE))
         runs.write(args.out, settings)
-        responses, more = ask_endpoint(args, records, root, key)
+        responses, more, stopped = ask_endpoint(args, records, root, key)
         problems += more
+        if stopped:   # the replies written stay for a rerun; no table of mostly unasked records
+            sys.exit(f"error: --endpoint {stopped}; fix the request (--export-requests shows what is "
+                     f"sent) or the server, then rerun (with --overwrite if a setting changed)")
         name = args.name or args.endpoint_model
         extra["endpoint"] = {"url": args.endpoint, "model": args.endpoint_model}
     else:

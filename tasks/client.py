@@ -158,9 +158,9 @@ class Client:
         raise RequestFailed(f"endpoint failed after {self.retries + 1} tries: {last}", self.retries + 1, True)
 
     def map(self, jobs, concurrency=8):
-        """jobs: [(key, payload or a function that makes it)] -> yields (key, Reply or None, error text or None) as replies
-        arrive, `concurrency` requests in flight. The workers are daemon threads fed one job at
-        a time: closing the generator (or Ctrl-C in the caller) starts no new request, and a
+        """jobs: [(key, payload or a function that makes it)] -> yields (key, Reply or None,
+        RequestFailed or None) as replies arrive, `concurrency` requests in flight. The workers
+        are daemon threads fed one job at a time: closing the generator (or Ctrl-C in the caller) starts no new request, and a
         killed caller leaves nothing behind."""
         jobs = list(jobs)
         todo, done, stop = queue.Queue(), queue.Queue(), threading.Event()
@@ -176,9 +176,9 @@ class Client:
                 try:
                     done.put((key, self.chat(payload() if callable(payload) else payload), None))
                 except RequestFailed as e:
-                    done.put((key, None, str(e)))
+                    done.put((key, None, e))
                 except Exception as e:  # a bug must reach the caller as an error, not hang it
-                    done.put((key, None, f"{type(e).__name__}: {e}"))
+                    done.put((key, None, RequestFailed(f"{type(e).__name__}: {e}", 0, True)))
 
         for _ in range(min(concurrency, len(jobs))):
             threading.Thread(target=work, daemon=True).start()

@@ -306,3 +306,29 @@ def test_endpoint_mode_never_imports_torch(bench, tmp_path):
         srv.close()
     assert p.returncode == 0, p.stderr[-2000:]
     assert len(_lines(tmp_path / "out/predictions.jsonl")) == len(recs)
+
+
+def test_a_request_every_reply_refuses_stops_the_run_after_a_few(bench, tmp_path):
+    """A field the server rejects (a 400 for every request) would fail every record the same way:
+    after the first few refusals nothing more is sent, and a rerun asks for everything left."""
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, faults={r["id"]: ["400"] for r in recs})
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(_args(bench, srv, out, "--concurrency", "1"))
+        assert f"refused the first {evaluate.REFUSALS_TO_STOP} requests" in str(e.value)
+        # at most the one request in flight (concurrency 1) was sent besides; its reply is dropped.
+        # It may reach the server after the run returned: wait until the log stops growing
+        n_first, t_end = -1, time.monotonic() + 5
+        while n_first != len(srv.log) and time.monotonic() < t_end:
+            n_first = len(srv.log)
+            time.sleep(0.3)
+        assert evaluate.REFUSALS_TO_STOP <= n_first <= evaluate.REFUSALS_TO_STOP + 1 < len(recs)
+        assert len(_lines(out / evaluate.ENDPOINT_FILE)) == evaluate.REFUSALS_TO_STOP
+        assert not (out / "predictions.jsonl").exists()
+        srv.faults = {}                              # the request fixed
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and len(srv.log) == n_first + len(recs)
