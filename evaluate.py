@@ -435,6 +435,20 @@ def read_endpoint_file(path):
     return answered, failed, problems
 
 
+def _until_interrupted(replies, path, before):
+    """The replies, until Ctrl-C: then one line saying what is kept (every reply written so far;
+    the requests in flight are dropped and asked again by the rerun) and exit status 130."""
+    n = 0
+    try:
+        for item in replies:
+            yield item
+            n += 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {before + n} replies are kept in {path}; rerun the same command to "
+              f"continue", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
 def ask_endpoint(args, records, root, key):
     """Ask the endpoint for every record of `records` without an answer in
     out/responses.endpoint.jsonl; each reply (or, once its retries are spent, each failure) is
@@ -448,7 +462,8 @@ def ask_endpoint(args, records, root, key):
     bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
     t0, n_ok, n_bad, n_refused, stopped = time.perf_counter(), 0, 0, 0, None
     with f:
-        for rid, reply, err in c.map(jobs, args.concurrency):
+        replies = c.map(jobs, args.concurrency)
+        for rid, reply, err in _until_interrupted(replies, path, len(answered)):
             if err is None:
                 line = {"id": rid, "response": reply.content,
                         **({"reasoning": reply.reasoning} if reply.reasoning else {}),

@@ -332,3 +332,36 @@ def test_a_request_every_reply_refuses_stops_the_run_after_a_few(bench, tmp_path
     finally:
         srv.close()
     assert s["overall"] == 100.0 and len(srv.log) == n_first + len(recs)
+
+
+def test_ctrl_c_exits_at_once_in_one_line_and_keeps_the_replies(bench, tmp_path):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, delay=3.0)
+    out = tmp_path / "out"
+    path = out / evaluate.ENDPOINT_FILE
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "evaluate.py"),
+                          *_args(bench, srv, out, "--concurrency", "2", "--timeout", "30")],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": ROOT}, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (path.exists() and len(path.read_text().splitlines()) >= 2):
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)    # the next 2 requests have just been sent: 3 s from a reply
+        err = p.communicate(timeout=30)[1]
+        waited = time.monotonic() - t0
+        kept = len(_lines(path))
+        srv.delay = 0.0
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        srv.close()
+    # at once: not after the 3 s the requests in flight still had (2 s of margin for a slow machine)
+    assert p.returncode == 130 and waited < 1.0 and "Traceback" not in err, (waited, err[-2000:])
+    assert f"interrupted: {kept} replies are kept in {path}" in err and kept >= 2
+    assert all("response" in x for x in _lines(path)[:kept])
+    # the rerun completed the rest; only the (at most 2) requests in flight were asked twice
+    counts = srv.answered()
+    assert s["overall"] == 100.0 and set(counts) == {r["id"] for r in recs}
+    assert sum(counts.values()) - len(recs) <= 2
