@@ -455,26 +455,25 @@ def ask_endpoint(args, records, root, key):
     appended and flushed as it arrives, so a killed run loses at most the requests in flight."""
     path = os.path.join(args.out, ENDPOINT_FILE)
     f = tasks.records.open_append(path)     # first: it cuts a line a killed run left half-written
-    answered, _, problems = read_endpoint_file(path)
+    answered, failed, problems = read_endpoint_file(path)
     todo = [r for r in records if r["id"] not in answered]
     c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
     jobs = [(r["id"], (lambda r=r: endpoint_request(args, r, root))) for r in todo]  # images read in the workers
     bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
-    t0, n_ok, n_bad, n_refused, stopped = time.perf_counter(), 0, 0, 0, None
+    t0, n_before, n_ok, n_bad, n_refused, stopped = time.perf_counter(), len(answered), 0, 0, 0, None
     with f:
-        replies = c.map(jobs, args.concurrency)
-        for rid, reply, err in _until_interrupted(replies, path, len(answered)):
-            if err is None:
-                line = {"id": rid, "response": reply.content,
-                        **({"reasoning": reply.reasoning} if reply.reasoning else {}),
-                        "finish_reason": reply.finish_reason, "usage": reply.usage,
-                        "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts}
+        for rid, reply, err in _until_interrupted(c.map(jobs, args.concurrency), path, n_before):
+            if err is None:   # the same fields read_endpoint_file gives back on a rerun
+                pred = answered[rid] = {"response": reply.content,
+                                        **({"reasoning": reply.reasoning} if reply.reasoning else {}),
+                                        "finish_reason": reply.finish_reason, "usage": reply.usage,
+                                        "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts}
                 n_ok += 1
             else:
-                line = {"id": rid, "failed": True, "error": str(err)}
+                pred = failed[rid] = {"failed": True, "error": str(err)}
                 n_bad += 1
                 n_refused += not err.retryable
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.write(json.dumps({"id": rid, **pred}, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(n_ok + n_bad, failed=n_bad)
             # the first replies all refusals (a field the server rejects, say): every other request
@@ -485,11 +484,9 @@ def ask_endpoint(args, records, root, key):
                 break
     bar.close()
     dt = time.perf_counter() - t0
-    print(f"endpoint: {len(answered)} answered before, {n_ok + n_bad} asked now: {n_ok} answered, {n_bad} failed, "
+    print(f"endpoint: {n_before} answered before, {n_ok + n_bad} asked now: {n_ok} answered, {n_bad} failed, "
           f"{c.retried} retries, {dt:.1f} s ({(n_ok + n_bad) / dt if dt > 0 else 0:.2f} records/s)", file=sys.stderr)
-    answered, failed, more = read_endpoint_file(path)
-    replies = {rid: answered.get(rid) or failed.get(rid) for rid in answered.keys() | failed.keys()}
-    return replies, problems + more, stopped
+    return {**failed, **answered}, problems, stopped   # answered once is answered
 
 
 # ---- a local model --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 RETRY_STATUS = (408, 429)          # and every 5xx
 MAX_DELAY = 60.0                   # seconds: the back-off's ceiling (a Retry-After is honoured whole)
@@ -51,7 +51,6 @@ class Reply:
     usage: dict | None             # prompt_tokens, completion_tokens, ... as the server counted
     latency_s: float               # the successful attempt, from send to the last byte
     attempts: int                  # 1 + retries it took
-    raw: dict = field(default_factory=dict, repr=False)
 
 
 def headers(api_key):
@@ -144,7 +143,7 @@ class Client:
                 with urllib.request.urlopen(req, timeout=self.timeout) as r:
                     body = json.loads(r.read().decode("utf-8"))
                 content, reasoning, finish, usage = parse_reply(body)
-                return Reply(content, reasoning, finish, usage, time.perf_counter() - t0, k + 1, body)
+                return Reply(content, reasoning, finish, usage, time.perf_counter() - t0, k + 1)
             except urllib.error.HTTPError as e:
                 last = _error_text(e)
                 if not (e.code in RETRY_STATUS or e.code >= 500):
@@ -160,8 +159,8 @@ class Client:
     def map(self, jobs, concurrency=8):
         """jobs: [(key, payload or a function that makes it)] -> yields (key, Reply or None,
         RequestFailed or None) as replies arrive, `concurrency` requests in flight. The workers
-        are daemon threads fed one job at a time: closing the generator (or Ctrl-C in the caller) starts no new request, and a
-        killed caller leaves nothing behind."""
+        are daemon threads fed one job at a time: closing the generator (or Ctrl-C in the
+        caller) starts no new request, and a killed caller leaves nothing behind."""
         jobs = list(jobs)
         todo, done, stop = queue.Queue(), queue.Queue(), threading.Event()
         for j in jobs:

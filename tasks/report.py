@@ -45,7 +45,8 @@ details.resp[open]+pre.head{display:none}
 .body{flex:1;min-width:0}
 pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;background:#f8f8f8;padding:6px;font-size:12px}
 .verdict{font-weight:bold;padding:1px 8px;border-radius:3px;color:#fff}
-.right{background:#2c9f2c}.wrong{background:#d62728}.verdict.missing{background:#7f7f7f}.verdict.failed{background:#ff7f0e}
+.right{background:#2c9f2c}.wrong{background:#d62728}
+.verdict.missing{background:#7f7f7f}.verdict.failed{background:#ff7f0e}
 .notes li{margin:2px 0}
 .kv{margin:2px 0}.kv b{display:inline-block;min-width:90px}
 #overlay{position:fixed;inset:0;background:rgba(0,0,0,.8);display:none;align-items:center;

@@ -24,7 +24,8 @@ def request_key(body):
     if isinstance(content, str):
         return content, ()
     text = "".join(p.get("text", "") for p in content if p["type"] == "text")
-    images = tuple(base64.b64decode(p["image_url"]["url"].split(",", 1)[1]) for p in content if p["type"] == "image_url")
+    images = tuple(base64.b64decode(p["image_url"]["url"].split(",", 1)[1])
+                   for p in content if p["type"] == "image_url")
     return text, images
 
 

@@ -56,8 +56,13 @@ def test_faults_are_survived_and_every_record_answered_once(bench, tmp_path):
     srv = FakeEndpoint(recs, faults=faults, reasoning=True)
     try:
         s = evaluate.main(_args(bench, srv, tmp_path / "out"))
+        first = (tmp_path / "out/predictions.jsonl").read_bytes()
+        n = len(srv.log)
+        again = evaluate.main(_args(bench, srv, tmp_path / "out"))   # asks nothing, reads the file
     finally:
         srv.close()
+    assert len(srv.log) == n and (tmp_path / "out/predictions.jsonl").read_bytes() == first
+    assert again == s
     assert s["overall"] == 100.0 and s["n"] == len(recs) and s["n_failed"] == 0
     # exactly one right reply sent per record, and one line per record in the responses file
     assert srv.answered() == {r["id"]: 1 for r in recs}
