@@ -195,10 +195,14 @@ def load_records(path, need_images):
     return unique, [str(e) for e in errors]
 
 
+EXTRAS = ("reasoning", "finish_reason", "usage", "latency_s", "attempts")   # kept beside a response
+
+
 def prediction_of(obj):
     """(id, prediction, problem) of one line of a predictions file. A prediction is
     {"response": text, ...} or {"failed": True, "error": text}. Two shapes are read: ours
-    ({"id", "response"}, optionally "reasoning") and an OpenAI batch output line ({"custom_id",
+    ({"id", "response"}, optionally "reasoning" and the endpoint's EXTRAS, or {"id", "failed",
+    "error"}: responses.endpoint.jsonl is one) and an OpenAI batch output line ({"custom_id",
     "response": {"status_code", "body": <chat completion>}, "error"}), which is what a batch
     engine returns for the lines --export-requests writes. problem: (field, message) or None."""
     if not isinstance(obj, dict):
@@ -220,6 +224,8 @@ def prediction_of(obj):
     if "id" not in obj:
         return None, None, ("id", "missing")
     rid = str(obj["id"])
+    if obj.get("failed"):   # a request that failed, as responses.endpoint.jsonl records it
+        return rid, {"failed": True, "error": str(obj.get("error"))}, None
     if "response" not in obj:
         near = [k for k in ("prediction", "answer", "output", "completion", "text", "content") if k in obj]
         hint = (f"the line has {near[0]!r}; evaluate.py reads the key 'response'" if near else
@@ -227,16 +233,18 @@ def prediction_of(obj):
         return rid, None, ("response", f"missing ({hint})")
     if not isinstance(obj["response"], str):
         return rid, None, ("response", f"expected a string, got {type(obj['response']).__name__}")
-    pred = {"response": obj["response"]}
-    if isinstance(obj.get("reasoning"), str):
-        pred["reasoning"] = obj["reasoning"]
+    pred = {"response": obj["response"], **{k: obj[k] for k in EXTRAS if k in obj}}
+    if not isinstance(pred.get("reasoning", ""), str):
+        del pred["reasoning"]
     return rid, pred, None
 
 
-def read_responses(path, unique=True):
+def read_responses(path, unique=True, warn=True):
     """{id: prediction} from a JSONL (see prediction_of); a bad line is reported with file, line
-    and field, and its record has no prediction. With `unique`, an id given twice is an error
-    naming both lines (which one is meant is unknown)."""
+    and field (on stderr too, with `warn`), and its record has no prediction. With `unique`, an
+    id given twice is an error naming both lines (which one is meant is unknown); without, the
+    last line counts, except that a failure never replaces an answer (a rerun asks again only
+    what failed, so an answer can only come after a failure)."""
     if not os.path.isfile(path):
         sys.exit(f"error: predictions file {path} not found")
     out, line_of, problems = {}, {}, []
@@ -253,16 +261,14 @@ def read_responses(path, unique=True):
             problems.append(f"{path}:{i}: field '{problem[0]}': {problem[1]}"
                             + (f" (record {rid!r} has no prediction)" if rid is not None else ""))
             continue
-        out[rid] = pred
-    for p in problems:
+        if not (pred.get("failed") and rid in out and not out[rid].get("failed")):
+            out[rid] = pred
+    for p in problems if warn else ():
         print(f"warning: {p}", file=sys.stderr)
     return out, problems
 
 
 # ---- scoring --------------------------------------------------------------------------------
-EXTRAS = ("reasoning", "finish_reason", "usage", "latency_s", "attempts")
-
-
 def judge(record, pred):
     """One row of predictions.jsonl. pred: None (no prediction: missing), {"failed", "error"}
     (the request failed) or {"response", ...}; missing and failed score 0 and say so."""
@@ -414,25 +420,10 @@ def export_requests(args, records, root):
           f"--predictions", file=sys.stderr)
 
 
-def read_endpoint_file(path):
-    """(answered {id: prediction}, failed {id: prediction}, problems) from the endpoint responses
-    file. A record answered once is done, whatever failed before or after; a record that only
-    failed is asked again."""
-    answered, failed, problems = {}, {}, []
-    if not os.path.isfile(path):
-        return answered, failed, problems
-    for i, obj, bad in jsonl_rows(path):
-        rid = obj.get("id") if isinstance(obj, dict) else None
-        if bad or rid is None:
-            problems.append(f"{path}:{i}: field '-': {bad or 'no id'} (its record is asked again)")
-            continue
-        if obj.get("failed"):
-            failed[str(rid)] = {"failed": True, "error": str(obj.get("error"))}
-        elif isinstance(obj.get("response"), str):
-            answered[str(rid)] = {k: obj[k] for k in ("response",) + EXTRAS if k in obj}
-        else:
-            problems.append(f"{path}:{i}: field 'response': not a string (its record is asked again)")
-    return answered, failed, problems
+def read_endpoint_file(path, warn=True):
+    """({id: prediction}, problems) from the endpoint responses file: read as any predictions
+    file is, so a record answered once is done, and a record that only failed is asked again."""
+    return read_responses(path, unique=False, warn=warn) if os.path.isfile(path) else ({}, [])
 
 
 def _until_interrupted(replies, path, before):
@@ -449,28 +440,33 @@ def _until_interrupted(replies, path, before):
         raise SystemExit(130) from None
 
 
+def _answered(pred):
+    return pred is not None and not pred.get("failed")
+
+
 def ask_endpoint(args, records, root, key):
     """Ask the endpoint for every record of `records` without an answer in
     out/responses.endpoint.jsonl; each reply (or, once its retries are spent, each failure) is
     appended and flushed as it arrives, so a killed run loses at most the requests in flight."""
     path = os.path.join(args.out, ENDPOINT_FILE)
     f = tasks.records.open_append(path)     # first: it cuts a line a killed run left half-written
-    answered, failed, problems = read_endpoint_file(path)
-    todo = [r for r in records if r["id"] not in answered]
+    replies, problems = read_endpoint_file(path)
+    todo = [r for r in records if not _answered(replies.get(r["id"]))]
     c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
     jobs = [(r["id"], (lambda r=r: endpoint_request(args, r, root))) for r in todo]  # images read in the workers
     bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
-    t0, n_before, n_ok, n_bad, n_refused, stopped = time.perf_counter(), len(answered), 0, 0, 0, None
+    t0, n_ok, n_bad, n_refused, stopped = time.perf_counter(), 0, 0, 0, None
+    n_before = sum(_answered(p) for p in replies.values())
     with f:
         for rid, reply, err in _until_interrupted(c.map(jobs, args.concurrency), path, n_before):
             if err is None:   # the same fields read_endpoint_file gives back on a rerun
-                pred = answered[rid] = {"response": reply.content,
+                pred = replies[rid] = {"response": reply.content,
                                         **({"reasoning": reply.reasoning} if reply.reasoning else {}),
                                         "finish_reason": reply.finish_reason, "usage": reply.usage,
                                         "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts}
                 n_ok += 1
             else:
-                pred = failed[rid] = {"failed": True, "error": str(err)}
+                pred = replies[rid] = {"failed": True, "error": str(err)}
                 n_bad += 1
                 n_refused += not err.retryable
             f.write(json.dumps({"id": rid, **pred}, ensure_ascii=False) + "\n")
@@ -486,7 +482,7 @@ def ask_endpoint(args, records, root, key):
     dt = time.perf_counter() - t0
     print(f"endpoint: {n_before} answered before, {n_ok + n_bad} asked now: {n_ok} answered, {n_bad} failed, "
           f"{c.retried} retries, {dt:.1f} s ({(n_ok + n_bad) / dt if dt > 0 else 0:.2f} records/s)", file=sys.stderr)
-    return {**failed, **answered}, problems, stopped   # answered once is answered
+    return replies, problems, stopped
 
 
 # ---- a local model --------------------------------------------------------------------------
@@ -637,8 +633,9 @@ def main(argv=None):
         if old is None and not args.overwrite and os.path.exists(path):
             sys.exit(f"error: {args.out} holds replies of an unrecorded run (no run.json); pass "
                      f"--overwrite to start afresh, or choose another --out")
-        answered = {} if args.overwrite else read_endpoint_file(path)[0]
-        if any(r["id"] not in answered for r in records):
+        # asked again below, after the folder is ours: here only whether anything is left to ask
+        replies = {} if args.overwrite else read_endpoint_file(path, warn=False)[0]
+        if not all(_answered(replies.get(r["id"])) for r in records):
             problem = client.preflight(args.endpoint, key, timeout=min(args.timeout, 10.0),
                                        model=args.endpoint_model)
             if problem:
