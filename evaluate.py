@@ -359,10 +359,10 @@ def table(summary, name):
     lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
     if summary.get("usage") or summary.get("latency_s"):
         u, lat = summary.get("usage") or {}, summary.get("latency_s") or {}
+        sec = lambda k: f"{lat[k]:.2f}" if k in lat else "–"  # noqa: E731  (a batch output has no latency)
         lines += ["", "## Endpoint", "", "| prompt tokens | completion tokens | latency, mean (s) | latency, max (s) |",
                   "|---|---|---|---|",
-                  f"| {u.get('prompt_tokens', '–')} | {u.get('completion_tokens', '–')} | "
-                  f"{lat.get('mean', float('nan')):.2f} | {lat.get('max', float('nan')):.2f} |"]
+                  f"| {u.get('prompt_tokens', '–')} | {u.get('completion_tokens', '–')} | {sec('mean')} | {sec('max')} |"]
     if summary.get("n_answer_only"):
         lines += ["", f"{summary['n_answer_only']} official record(s) had no usable initial_state "
                   "and were scored against their own answer, normalised (not rule-checked)."]

@@ -205,7 +205,8 @@ def test_export_requests_are_exactly_what_is_sent_and_their_batch_output_scores(
     # what a batch engine gives back for these lines: OpenAI's batch output format, one error
     out_lines = [{"id": f"b{i}", "custom_id": x["custom_id"], "error": None,
                   "response": {"status_code": 200, "body": {"choices": [{"message": {
-                      "content": f"\\boxed{{{r['answer']}}}" if i % 2 else "no idea"}}]}}}
+                      "content": f"\\boxed{{{r['answer']}}}" if i % 2 else "no idea"}}],
+                      "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}}}
                  for i, (x, r) in enumerate(zip(lines, recs))]
     out_lines[0] = {"id": "b0", "custom_id": recs[0]["id"], "response": None,
                     "error": {"code": "server_error", "message": "the batch worker died"}}
@@ -215,6 +216,9 @@ def test_export_requests_are_exactly_what_is_sent_and_their_batch_output_scores(
         evaluate.main(["--records", str(bench / "records.jsonl"), "--predictions", str(batch),
                        "--out", str(tmp_path / "b"), "--quiet"])
     assert "1 of 8 requests failed" in str(e.value) and "the batch worker died" in str(e.value)
+    # a batch output carries usage but no latency: the table says so, not "nan"
+    table = (tmp_path / "b/table.md").read_text()
+    assert "| – | – |" in table.split("## Endpoint")[1] and "nan" not in table
     rows = _lines(tmp_path / "b/predictions.jsonl")
     assert [r["correct"] for r in rows] == [bool(i % 2) for i in range(len(recs))]
     assert rows[0]["failed"] and "the batch worker died" in rows[0]["error"]
