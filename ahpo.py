@@ -45,29 +45,31 @@ import time
 import torch
 
 import tasks
-from tasks import runs
-from tasks.plot import training_curves
-from tasks.progress import Progress
+from harness import cli, runs
+from harness.chat import read_traces
+from harness.jsonl import read_records
+from harness.plot import training_curves
+from harness.progress import Progress
 from vlm import modelio, sampler, tiny, training
 
 MODES = ("ahpo", "grpo", "static", "luffy", "sft")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--records", default="data/train/records.jsonl", help="prompts (synth.py --split train)")
     g.add_argument("--traces", default="data/traces.jsonl",
                    help="expert traces y* (elicit.py); 'none': exploration only (xi = 0 always)")
     g.add_argument("--text-only", action="store_true", help="text questions, no images")
-    g.add_argument("--max-len", type=runs.positive_int, default=None,
+    g.add_argument("--max-len", type=cli.positive_int, default=None,
                    help="tokens, prompt + completion in training (default: the model's context length); "
                         "rows are never cut (see --drop-long)")
     g.add_argument("--drop-long", action="store_true",
                    help="expert traces longer than --max-len are dropped (counted per task), not refused")
-    g.add_argument("--min-pixels", type=runs.positive_int, default=None,
+    g.add_argument("--min-pixels", type=cli.positive_int, default=None,
                    help="pixels, image processor minimum (default: the model's)")
-    g.add_argument("--max-pixels", type=runs.positive_int, default=None,
+    g.add_argument("--max-pixels", type=cli.positive_int, default=None,
                    help="pixels, image processor maximum (default: the model's)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, help="default: runs/sft/final, else a tiny offline model")
@@ -78,39 +80,39 @@ def parse_args(argv=None):
     g = p.add_argument_group("method")
     g.add_argument("--mode", choices=MODES, default="ahpo",
                    help="ahpo, or a Table 2 baseline: grpo (xi = 0), static (xi = 1), sft, luffy")
-    g.add_argument("--rollouts", dest="n", type=runs.positive_int, default=5,
+    g.add_argument("--rollouts", dest="n", type=cli.positive_int, default=5,
                    help="N, rollouts per prompt (paper: 5); not --n, which torchrun would claim")
-    g.add_argument("--r-hat", type=runs.nonneg_int, default=2,
+    g.add_argument("--r-hat", type=cli.nonneg_int, default=2,
                    help="R_hat: expert term on when fewer successes (paper: 2)")
-    g.add_argument("--eps-lo", type=runs.nonneg_float, default=0.2, help="clip low: ratio >= 1 - eps_lo")
-    g.add_argument("--eps-hi", type=runs.nonneg_float, default=0.28, help="clip high: ratio <= 1 + eps_hi")
+    g.add_argument("--eps-lo", type=cli.nonneg_float, default=0.2, help="clip low: ratio >= 1 - eps_lo")
+    g.add_argument("--eps-hi", type=cli.nonneg_float, default=0.28, help="clip high: ratio <= 1 + eps_hi")
     g.add_argument("--no-std", action="store_true", help="advantages R - mean, without / std")
-    g.add_argument("--gamma", type=runs.positive_float, default=0.1,
+    g.add_argument("--gamma", type=cli.positive_float, default=0.1,
                    help="LUFFY policy shaping f(p) = p / (p + gamma)")
-    g.add_argument("--kl-coef", type=runs.nonneg_float, default=0.0,
+    g.add_argument("--kl-coef", type=cli.nonneg_float, default=0.0,
                    help="KL to the initial model (k3); 0 = off, as the paper")
-    g.add_argument("--temperature", type=runs.positive_float, default=1.0, help="rollout temperature")
-    g.add_argument("--top-p", type=runs.positive_float, default=1.0, help="rollout nucleus mass")
-    g.add_argument("--lr", type=runs.positive_float, default=None,
+    g.add_argument("--temperature", type=cli.positive_float, default=1.0, help="rollout temperature")
+    g.add_argument("--top-p", type=cli.positive_float, default=1.0, help="rollout nucleus mass")
+    g.add_argument("--lr", type=cli.positive_float, default=None,
                    help="learning rate (default 1e-6; 1e-3 for a model under 50M parameters)")
-    g.add_argument("--warmup", type=runs.nonneg_int, default=0, help="linear warmup steps")
+    g.add_argument("--warmup", type=cli.nonneg_int, default=0, help="linear warmup steps")
     g.add_argument("--schedule", choices=training.SCHEDULES, default="constant",
                    help="after warmup: constant, or cosine decay to 10%% of --lr at the last step")
-    g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--max-grad-norm", type=runs.positive_float, default=1.0,
+    g.add_argument("--weight-decay", type=cli.nonneg_float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--max-grad-norm", type=cli.positive_float, default=1.0,
                    help="clip the gradient's global L2 norm to this (the PPO ratio clip is --eps-lo/--eps-hi)")
     g.add_argument("--seed", type=int, default=0, help="prompt order and rollout seed")
     g = p.add_argument_group("budget")
-    g.add_argument("--steps", type=runs.positive_int, default=20, help="optimizer steps (x epochs)")
-    g.add_argument("--prompts-per-step", type=runs.positive_int, default=8,
+    g.add_argument("--steps", type=cli.positive_int, default=20, help="optimizer steps (x epochs)")
+    g.add_argument("--prompts-per-step", type=cli.positive_int, default=8,
                    help="prompts per step, all ranks (paper: 128)")
-    g.add_argument("--epochs", type=runs.positive_int, default=1,
+    g.add_argument("--epochs", type=cli.positive_int, default=1,
                    help="optimisation epochs per batch (>1: the ratio matters)")
-    g.add_argument("--max-new-tokens", type=runs.positive_int, default=256, help="tokens, rollout length budget")
-    g.add_argument("--rollout-chunk", type=runs.nonneg_int, default=0,
+    g.add_argument("--max-new-tokens", type=cli.positive_int, default=256, help="tokens, rollout length budget")
+    g.add_argument("--rollout-chunk", type=cli.nonneg_int, default=0,
                    help="prompts per sampler call (0: a rank's share); rollouts of a chunk "
                         "depend only on (seed, step, chunk), so any number of ranks gives the same samples")
-    g.add_argument("--micro-batch-size", type=runs.positive_int, default=8,
+    g.add_argument("--micro-batch-size", type=cli.positive_int, default=8,
                    help="sequences per forward pass (does not change the gradient)")
     g = p.add_argument_group("distributed")
     g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
@@ -119,8 +121,8 @@ def parse_args(argv=None):
     g.add_argument("--out", default=None,
                    help="output folder (default: runs/<mode>, runs/ahpo-sft for mode sft; "
                         "runs/sft-<that> for a baseline started from runs/sft/final)")
-    g.add_argument("--save-every", type=runs.positive_int, default=10, help="checkpoint every N steps")
-    g.add_argument("--keep", type=runs.nonneg_int, default=2, help="step-N folders kept (0: all)")
+    g.add_argument("--save-every", type=cli.positive_int, default=10, help="checkpoint every N steps")
+    g.add_argument("--keep", type=cli.nonneg_int, default=2, help="step-N folders kept (0: all)")
     g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
                    help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -216,7 +218,7 @@ def kl_k3(logp, ref_logp, mask):
 def load_prompts(args, master):
     if not os.path.exists(args.records):
         raise SystemExit(f"error: {args.records} not found (make it with: python synth.py --split train)")
-    records, errors = tasks.read_records(args.records)
+    records, errors = read_records(args.records)
     for e in errors if master else ():
         print(f"warning: skipped record: {e}", file=sys.stderr)
     if not records:
@@ -230,7 +232,7 @@ def load_prompts(args, master):
                                                     if args.mode == "ahpo" else "")
         if not os.path.isfile(args.traces):
             raise SystemExit(f"error: --traces {args.traces}: not found ({hint})")
-        examples, problems = tasks.read_traces(args.traces)
+        examples, problems = read_traces(args.traces)
         for pr in problems if master else ():
             print(f"warning: skipped trace: {pr}", file=sys.stderr)
         if not examples:
@@ -385,7 +387,7 @@ def main(argv=None):
     opt = training.make_optimizer(params, lr, args.weight_decay, args.zero, world)
 
     prompts = check_lengths(args, proc, prompts, master)
-    training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
+    runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     schedule = prompt_order(len(prompts), args.prompts_per_step, args.steps, args.seed)
     start = 0
     if resume:

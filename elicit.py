@@ -33,9 +33,11 @@ import time
 from collections import Counter, defaultdict
 
 import tasks
-from tasks import client, extract_answer, read_records, record_images, runs, state_of
+from harness import cli, client, runs
+from harness.jsonl import read_records
+from harness.progress import Progress
+from tasks import extract_answer, record_images, state_of
 from tasks.base import ANCHOR_KINDS
-from tasks.progress import Progress
 
 REWRITE_SYSTEM = (
     "You turn a solver's terse working into the reasoning of a careful person solving the "
@@ -59,34 +61,34 @@ Write the reasoning inside <think> ... </think>, then give the final answer once
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--records", default="data/train/records.jsonl", help="training pool")
     g.add_argument("--text-only", action="store_true", help="use the text questions in `messages`")
-    g.add_argument("--limit", type=runs.nonneg_int, default=0, help="only the first N records (0: all)")
+    g.add_argument("--limit", type=cli.nonneg_int, default=0, help="only the first N records (0: all)")
     g = p.add_argument_group("method")
     g.add_argument("--rewriter", choices=("none", "model", "endpoint"), default="none",
                    help="none: the skeleton as text; model: a local model; endpoint: an OpenAI-compatible server")
-    g.add_argument("--temperature", type=runs.nonneg_float, default=0.7, help="rewriter sampling temperature")
-    g.add_argument("--max-trace-tokens", type=runs.positive_int, default=16384,
+    g.add_argument("--temperature", type=cli.nonneg_float, default=0.7, help="rewriter sampling temperature")
+    g.add_argument("--max-trace-tokens", type=cli.positive_int, default=16384,
                    help="tokens (words and marks); longer traces are rejected")
     g = p.add_argument_group("budget")
-    g.add_argument("--attempts", type=runs.positive_int, default=None,
+    g.add_argument("--attempts", type=cli.positive_int, default=None,
                    help="rewrites tried per instance until one verifies (default 1 for none, 4 otherwise)")
-    g.add_argument("--max-new-tokens", type=runs.positive_int, default=8192, help="tokens, rewriter budget")
+    g.add_argument("--max-new-tokens", type=cli.positive_int, default=8192, help="tokens, rewriter budget")
     g = p.add_argument_group("model", "the local rewriter (--rewriter model)")
     g.add_argument("--model", default=None, help="checkpoint folder of the rewriter")
-    g.add_argument("--batch-size", type=runs.positive_int, default=8, help="prompts per batch")
+    g.add_argument("--batch-size", type=cli.positive_int, default=8, help="prompts per batch")
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     g = p.add_argument_group("distributed", "the endpoint rewriter (--rewriter endpoint)")
     g.add_argument("--url", default=None, help="base URL, e.g. http://host:8000/v1")
     g.add_argument("--endpoint-model", default="default", help="model name to ask for")
     g.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""),
                    help="bearer token (default: $OPENAI_API_KEY; never written to disk)")
-    g.add_argument("--concurrency", type=runs.positive_int, default=16, help="requests in flight")
-    g.add_argument("--timeout", type=runs.positive_float, default=600.0, help="seconds per request")
-    g.add_argument("--retries", type=runs.nonneg_int, default=4, help="retries per request")
-    g.add_argument("--backoff", type=runs.nonneg_float, default=2.0,
+    g.add_argument("--concurrency", type=cli.positive_int, default=16, help="requests in flight")
+    g.add_argument("--timeout", type=cli.positive_float, default=600.0, help="seconds per request")
+    g.add_argument("--retries", type=cli.nonneg_int, default=4, help="retries per request")
+    g.add_argument("--backoff", type=cli.nonneg_float, default=2.0,
                    help="seconds, first retry delay, doubled each time")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="data/traces.jsonl",
@@ -166,7 +168,7 @@ def preflight(args):
 
 
 class EndpointRewriter:
-    """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...) through tasks/client.py,
+    """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...) through harness/client.py,
     with an on-disk cache of replies keyed by the request."""
 
     def __init__(self, args):

@@ -46,10 +46,12 @@ import time
 from collections import defaultdict
 
 import tasks
-from tasks import GROUPS, client, extract_answer, read_records, runs, score
-from tasks.progress import Progress
-from tasks.records import BOX_REQUEST, jsonl_rows
-from tasks.report import write_report
+from harness import cli, client, runs
+from harness.jsonl import jsonl_rows, open_append, read_records
+from harness.progress import Progress
+from harness.report import write_report
+from tasks import GROUPS, extract_answer, score
+from tasks.records import BOX_REQUEST
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 ENDPOINT_FILE = "responses.endpoint.jsonl"
@@ -68,12 +70,12 @@ def json_object(s):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--records", default="data/bench/records.jsonl", help="records to evaluate on")
-    g.add_argument("--tasks", type=runs.task_names, default="all",
+    g.add_argument("--tasks", type=cli.task_names, default="all",
                    help="comma-separated task names (ours or official), as synth.py takes them")
-    g.add_argument("--levels", type=runs.level_list, default="1,2,3,4,5", help="comma-separated levels")
+    g.add_argument("--levels", type=cli.level_list, default="1,2,3,4,5", help="comma-separated levels")
     g.add_argument("--predictions", default=None,
                    help="score this JSONL of {id, response} (or an OpenAI batch output file) instead "
                         "of running a model")
@@ -81,11 +83,11 @@ def parse_args(argv=None):
                    help="with --predictions: score only the records that have a prediction (default: "
                         "the others score 0, marked missing)")
     g.add_argument("--text-only", action="store_true", help="ask the text questions (no images)")
-    g.add_argument("--limit", type=runs.nonneg_int, default=0,
+    g.add_argument("--limit", type=cli.nonneg_int, default=0,
                    help="evaluate only the first N usable records (0: all)")
-    g.add_argument("--min-pixels", type=runs.positive_int, default=None,
+    g.add_argument("--min-pixels", type=cli.positive_int, default=None,
                    help="pixels, image processor minimum (default: the model's)")
-    g.add_argument("--max-pixels", type=runs.positive_int, default=None,
+    g.add_argument("--max-pixels", type=cli.positive_int, default=None,
                    help="pixels, image processor maximum (default: the model's)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, help="checkpoint folder (default: runs/ahpo/final, "
@@ -103,22 +105,22 @@ def parse_args(argv=None):
                    help='fields merged into every request; null removes one, e.g. \'{"max_tokens": null, '
                         '"max_completion_tokens": 16384}\' (default: none)')
     g = p.add_argument_group("method")
-    g.add_argument("--temperature", type=runs.nonneg_float, default=0.0,
+    g.add_argument("--temperature", type=cli.nonneg_float, default=0.0,
                    help="0 = greedy (non-thinking models, as in the paper); 0.6 for thinking models")
-    g.add_argument("--top-p", type=runs.positive_float, default=1.0, help="nucleus mass (temperature > 0)")
+    g.add_argument("--top-p", type=cli.positive_float, default=1.0, help="nucleus mass (temperature > 0)")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
     g = p.add_argument_group("budget")
-    g.add_argument("--max-new-tokens", type=runs.positive_int, default=2048,
+    g.add_argument("--max-new-tokens", type=cli.positive_int, default=2048,
                    help="tokens, generation budget per response (the paper's thinking models need 8k+)")
-    g.add_argument("--batch-size", type=runs.positive_int, default=8, help="prompts per sampler call")
+    g.add_argument("--batch-size", type=cli.positive_int, default=8, help="prompts per sampler call")
     g = p.add_argument_group("distributed")
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    g.add_argument("--concurrency", type=runs.positive_int, default=8, help="endpoint requests in flight")
-    g.add_argument("--timeout", type=runs.positive_float, default=1800.0,
+    g.add_argument("--concurrency", type=cli.positive_int, default=8, help="endpoint requests in flight")
+    g.add_argument("--timeout", type=cli.positive_float, default=1800.0,
                    help="seconds an endpoint request may go without a byte of the reply")
-    g.add_argument("--retries", type=runs.nonneg_int, default=5,
+    g.add_argument("--retries", type=cli.nonneg_int, default=5,
                    help="retries of an endpoint request (429, 5xx, resets, timeouts)")
-    g.add_argument("--backoff", type=runs.nonneg_float, default=2.0,
+    g.add_argument("--backoff", type=cli.nonneg_float, default=2.0,
                    help="seconds, first retry delay, doubled each time (a Retry-After is honoured)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (default: runs/eval/<model, endpoint model "
@@ -449,7 +451,7 @@ def ask_endpoint(args, records, root, key):
     out/responses.endpoint.jsonl; each reply (or, once its retries are spent, each failure) is
     appended and flushed as it arrives, so a killed run loses at most the requests in flight."""
     path = os.path.join(args.out, ENDPOINT_FILE)
-    f = tasks.records.open_append(path)     # first: it cuts a line a killed run left half-written
+    f = open_append(path)     # first: it cuts a line a killed run left half-written
     replies, problems = read_endpoint_file(path)
     todo = [r for r in records if not _answered(replies.get(r["id"]))]
     c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
@@ -530,7 +532,7 @@ def generate(args, records, root, rank, world, device):
     prompts.sort(key=lambda x: len(x[1][0]["content"][-1]["text"]))
     t0, n_tok = time.perf_counter(), 0
     bar = Progress(len(prompts), f"evaluate [rank {rank}]", unit="inst", quiet=args.quiet)
-    with tasks.records.open_append(os.path.join(args.out, f"responses.rank{rank}.jsonl")) as f:
+    with open_append(os.path.join(args.out, f"responses.rank{rank}.jsonl")) as f:
         for b in range(0, len(prompts), args.batch_size):
             chunk = prompts[b:b + args.batch_size]
             batch = modelio.prompt_batch(proc, [m for _, m in chunk])
@@ -668,8 +670,8 @@ def main(argv=None):
         rank, world, device = training.dist_init(args.device)  # each rank on its own GPU
         # barriers around it: every rank has checked the old run.json, and none reads responses
         # while rank 0 clears them
-        training.take_run_folder(args.out, settings, args.overwrite, ("responses.rank*.jsonl", runs.RUN_FILE),
-                                 rank, world)
+        runs.take(args.out, settings, args.overwrite, ("responses.rank*.jsonl", runs.RUN_FILE), rank,
+                  training.barrier(world))
         model_path = generate(args, records, root, rank, world, device)
         name = args.name or model_path
         if world > 1:

@@ -59,7 +59,7 @@ import sys
 import time
 
 import tasks
-from tasks.plot import plot
+from harness.plot import plot
 
 METHODS = ("grpo", "sft", "sft-then-grpo", "luffy", "static", "ahpo")
 LABELS = {"base": "Base (SFT from scratch)", "grpo": "GRPO", "sft": "SFT", "sft-then-grpo": "SFT then GRPO",

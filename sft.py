@@ -33,25 +33,25 @@ import time
 
 import torch
 
-import tasks
-from tasks import runs
-from tasks.plot import training_curves
-from tasks.progress import Progress
+from harness import cli, runs
+from harness.chat import read_traces
+from harness.plot import training_curves
+from harness.progress import Progress
 from vlm import modelio, tiny, training
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--data", default="data/traces.jsonl", help="traces from elicit.py (JSONL)")
     g.add_argument("--text-only", action="store_true", help="drop images from the prompts")
-    g.add_argument("--max-len", type=runs.positive_int, default=None,
+    g.add_argument("--max-len", type=cli.positive_int, default=None,
                    help="tokens, prompt + completion (default: the model's context length); a longer trace "
                         "is refused (never cut), see --drop-long")
     g.add_argument("--drop-long", action="store_true", help="drop traces longer than --max-len (counted per task)")
-    g.add_argument("--min-pixels", type=runs.positive_int, default=None,
+    g.add_argument("--min-pixels", type=cli.positive_int, default=None,
                    help="pixels, image processor minimum (default: the model's)")
-    g.add_argument("--max-pixels", type=runs.positive_int, default=None,
+    g.add_argument("--max-pixels", type=cli.positive_int, default=None,
                    help="pixels, image processor maximum (default: the model's)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, help="checkpoint folder (default: a tiny offline model)")
@@ -60,30 +60,30 @@ def parse_args(argv=None):
     g.add_argument("--freeze-vision", action="store_true", help="train the language model only")
     g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
     g = p.add_argument_group("method")
-    g.add_argument("--lr", type=runs.positive_float, default=None,
+    g.add_argument("--lr", type=cli.positive_float, default=None,
                    help="peak learning rate (default 1e-5; 1e-3 for a model under 50M parameters)")
-    g.add_argument("--warmup", type=runs.nonneg_int, default=None, help="linear warmup steps (default 3%% of the run)")
+    g.add_argument("--warmup", type=cli.nonneg_int, default=None, help="linear warmup steps (default 3%% of the run)")
     g.add_argument("--schedule", choices=training.SCHEDULES, default="cosine",
                    help="after warmup: cosine decay to 10%% of --lr at the last step, or constant")
-    g.add_argument("--weight-decay", type=runs.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--max-grad-norm", type=runs.positive_float, default=1.0,
+    g.add_argument("--weight-decay", type=cli.nonneg_float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--max-grad-norm", type=cli.positive_float, default=1.0,
                    help="clip the gradient's global L2 norm to this")
     g.add_argument("--seed", type=int, default=0, help="data order and initial model seed")
     g = p.add_argument_group("budget")
-    g.add_argument("--epochs", type=runs.positive_float, default=3.0, help="passes over the data")
-    g.add_argument("--max-steps", type=runs.nonneg_int, default=0,
+    g.add_argument("--epochs", type=cli.positive_float, default=3.0, help="passes over the data")
+    g.add_argument("--max-steps", type=cli.nonneg_int, default=0,
                    help="optimizer steps at most (0: as many as --epochs give)")
-    g.add_argument("--batch-size", type=runs.positive_int, default=8,
+    g.add_argument("--batch-size", type=cli.positive_int, default=8,
                    help="sequences per optimizer step, all ranks")
-    g.add_argument("--micro-batch-size", type=runs.positive_int, default=4,
+    g.add_argument("--micro-batch-size", type=cli.positive_int, default=4,
                    help="sequences per forward pass (does not change the gradient)")
     g = p.add_argument_group("distributed")
     g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="runs/sft", help="output folder")
-    g.add_argument("--save-every", type=runs.positive_int, default=50, help="checkpoint every N steps")
-    g.add_argument("--keep", type=runs.nonneg_int, default=2, help="step-N folders kept (0: all)")
+    g.add_argument("--save-every", type=cli.positive_int, default=50, help="checkpoint every N steps")
+    g.add_argument("--keep", type=cli.nonneg_int, default=2, help="step-N folders kept (0: all)")
     g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
                    help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -133,7 +133,7 @@ def main(argv=None):
     # ---- data first: a bad file is reported before a model is built ----------------------------
     if not os.path.exists(args.data):
         raise SystemExit(f"error: {args.data} not found (make it with: python elicit.py)")
-    examples, problems = tasks.read_traces(args.data)
+    examples, problems = read_traces(args.data)
     for pr in problems if master else ():
         print(f"warning: skipped trace: {pr}", file=sys.stderr)
     if not examples:
@@ -181,7 +181,7 @@ def main(argv=None):
             print(f"note: dropped {what}", file=sys.stderr)
         keep = [n <= args.max_len for n in rows]
         examples, C = [e for e, k in zip(examples, keep) if k], [c for c, k in zip(C, keep) if k]
-    training.take_run_folder(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, world)
+    runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     lengths = [c - 1 for c in C]   # the completions' own tokens: what the batches are sorted by
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)

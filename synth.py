@@ -23,27 +23,29 @@ import sys
 import time
 
 import tasks
-from tasks import TASKS, make_record, read_records, runs, state_of
-from tasks.progress import Progress
+from harness import cli
+from harness.jsonl import read_records
+from harness.progress import Progress
+from tasks import TASKS, make_record, state_of
 
 SPLITS = {"bench": 0, "train": 1_000_000}   # first seed of each split
 BENCH_COUNT = 6                              # per task and level, as in the paper
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=runs.Help)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--split", choices=sorted(SPLITS), default="bench",
                    help="bench (the 1,260-instance benchmark) or train (a pool disjoint from it)")
-    g.add_argument("--tasks", type=runs.task_names, default="all", help="comma-separated task names (ours or official)")
-    g.add_argument("--levels", type=runs.level_list, default="1,2,3,4,5", help="comma-separated levels")
-    g.add_argument("--seed", type=runs.nonneg_int, default=None, help="first seed (default: the split's)")
+    g.add_argument("--tasks", type=cli.task_names, default="all", help="comma-separated task names (ours or official)")
+    g.add_argument("--levels", type=cli.level_list, default="1,2,3,4,5", help="comma-separated levels")
+    g.add_argument("--seed", type=cli.nonneg_int, default=None, help="first seed (default: the split's)")
     g.add_argument("--exclude", default="data/bench/records.jsonl",
                    help="records whose states the train split must avoid (if the file exists)")
     g = p.add_argument_group("budget")
-    g.add_argument("--count", type=runs.positive_int, default=BENCH_COUNT, help="instances per task and level")
+    g.add_argument("--count", type=cli.positive_int, default=BENCH_COUNT, help="instances per task and level")
     g = p.add_argument_group("distributed")
-    g.add_argument("--workers", type=runs.positive_int, default=os.cpu_count() or 1, help="processes")
+    g.add_argument("--workers", type=cli.positive_int, default=os.cpu_count() or 1, help="processes")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (default data/<split>)")
     g.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")

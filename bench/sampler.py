@@ -108,7 +108,7 @@ def build(args, workdir):
         model, proc = vlm.load(args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None)
         import synth
         import tasks
-        from tasks.records import jsonl_rows
+        from harness.jsonl import jsonl_rows
         names = "buy_sell_stock,maze,hanoi,sudoku,h_index,twenty_four,word_ladder,lis".split(",")
         synth.main(["--split", "bench", "--tasks", ",".join(names[:max(args.batch)]), "--levels", "1", "--count", "1",
                     "--out", workdir, "--exclude", "", "--workers", "1", "--no-images"])

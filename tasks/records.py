@@ -3,13 +3,15 @@
 A record has the official MM-HELIX fields (`id`, `category`, `question`, `question_text`,
 `answer`, `difficulty`, `initial_state`, `metric_info`, `images`) plus ours (`task`, `group`,
 `seed`, `meta`). Image paths are relative to the records file. Official records load as
-they are.
+they are. Reading a records file (JSONL, every bad line reported) is the harness's job:
+harness.jsonl.read_records.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
+
+from .registry import task_of
 
 BOX_REQUEST = "Please put your final answer within \\boxed{}."
 
@@ -45,7 +47,6 @@ def make_record(task, inst, images: list[str]) -> dict:
 def state_of(record: dict, task=None):
     """The parsed public state of a record (ours or official)."""
     if task is None:
-        from . import task_of
         task = task_of(record)
     return task.state_from_record(record)
 
@@ -94,7 +95,6 @@ def check_record(record, path: str, line: int, need_images: bool = False,
                  answer_only_ok: bool = False) -> dict:
     """Raise RecordError (file, line, field) if `record` cannot be scored or prompted.
     With `answer_only_ok` (scoring only), an official record with no usable state passes."""
-    from . import task_of
     if not isinstance(record, dict):
         raise RecordError(path, line, "-", f"expected a JSON object, got {type(record).__name__}")
     for f in REQUIRED:
@@ -119,109 +119,3 @@ def check_record(record, path: str, line: int, need_images: bool = False,
             if not os.path.exists(p):
                 raise RecordError(path, line, "images", f"missing image {p}")
     return record
-
-
-def jsonl_rows(path: str):
-    """(line number, value, problem) for each non-blank line of a JSONL file: the parsed value
-    and None, or None and why the line is not JSON (with the column), so that readers report
-    it, never skip it."""
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield i, None, f"not valid JSON at column {e.colno}: {e.msg}"
-                continue
-            except ValueError as e:
-                yield i, None, f"not valid JSON ({e})"
-                continue
-            yield i, value, None
-
-
-def open_append(path: str):
-    """Open a JSONL file for appending whole lines. A last line without its newline is one a
-    killed run was writing: it is cut off first (said on stderr), so that the next line written
-    does not run into it and both become unreadable."""
-    if os.path.isfile(path) and os.path.getsize(path):
-        with open(path, "rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                data = f.seek(0) or f.read()
-                keep = data.rfind(b"\n") + 1
-                f.truncate(keep)
-                print(f"note: {path}: cut a last line the previous run left half-written "
-                      f"({len(data) - keep} bytes)", file=sys.stderr)
-    return open(path, "a", encoding="utf-8")
-
-
-def read_records(path: str, need_images: bool = False, answer_only_ok: bool = False):
-    """Read a records JSONL. Returns (records, errors): errors are RecordErrors for lines
-    that could not be used; nothing is dropped silently. `answer_only_ok`: keep official
-    records without a usable state (see answer_only): evaluation scores them by their answer;
-    stages that need a state (synth, elicit, ahpo) leave it False."""
-    records, errors = [], []
-    for i, rec, bad in jsonl_rows(path):
-        try:
-            if bad:
-                raise RecordError(path, i, "-", bad)
-            records.append(check_record(rec, path, i, need_images, answer_only_ok))
-        except RecordError as e:
-            errors.append(e)
-    return records, errors
-
-
-# ---- chat messages and SERG traces (elicit.py's output; read by sft.py and ahpo.py) ----
-def content_items(message):
-    content = message.get("content")
-    if isinstance(content, str):
-        return []
-    if not isinstance(content, list):
-        raise ValueError(f"message content must be a str or a list of items, got {type(content).__name__}")
-    return content
-
-
-def check_messages(messages):
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("a conversation is a non-empty list of {'role', 'content'} dicts")
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
-            raise ValueError(f"bad message {m!r}: need role system|user|assistant and content")
-        for item in content_items(m):
-            if not isinstance(item, dict) or item.get("type") not in ("image", "text"):
-                raise ValueError(f"bad content item {item!r}: type must be 'image' or 'text'")
-            if item["type"] == "image" and "image" not in item:
-                raise ValueError(f"image item without an 'image' (path or PIL image): {item!r}")
-
-
-def read_traces(path):
-    """Traces written by elicit.py -> (examples, problems). An example is the record with
-    `prompt` (the messages before the last) and `completion` (the assistant text); image paths
-    are resolved against the traces file's folder. Problems name file, line and field."""
-    examples, problems = [], []
-    root = os.path.dirname(os.path.abspath(path))
-    for i, rec, bad in jsonl_rows(path):
-        if bad:
-            problems.append(f"{path}:{i}: field '-': {bad}")
-            continue
-        msgs = rec.get("messages") if isinstance(rec, dict) else None
-        if not isinstance(msgs, list) or len(msgs) < 2:
-            problems.append(f"{path}:{i}: field 'messages': missing or shorter than 2 turns")
-            continue
-        last = msgs[-1]
-        if not isinstance(last, dict) or last.get("role") != "assistant" or not isinstance(last.get("content"), str):
-            problems.append(f"{path}:{i}: field 'messages': the last turn must be an assistant string")
-            continue
-        try:
-            check_messages(msgs[:-1])
-        except ValueError as e:
-            problems.append(f"{path}:{i}: field 'messages': {e}")
-            continue
-        prompt = [dict(m, content=m["content"] if isinstance(m["content"], str) else
-                       [dict(it, image=it["image"] if not isinstance(it.get("image"), str)
-                             or os.path.isabs(it["image"]) else os.path.join(root, it["image"]))
-                        if it["type"] == "image" else it for it in m["content"]])
-                  for m in msgs[:-1]]
-        examples.append({**rec, "prompt": prompt, "completion": last["content"], "line": i})
-    return examples, problems

@@ -188,7 +188,7 @@ def test_help_groups_every_option_and_shows_defaults(tmp_path, script):
 def test_settings_check_rules(tmp_path):
     """The rerun check itself: what may differ, what may only grow, and the weights fingerprint
     (size + first and last MiB: blind to a copy's new mtime, not to a changed tensor at the end)."""
-    from tasks import runs
+    from harness import runs
     old = {"args": {"lr": 1e-3, "steps": 4, "save_every": 2}, "inputs": {"data": "aa"}}
     new = {"args": {"lr": 1e-3, "steps": 8, "save_every": 5}, "inputs": {"data": "aa"}}
     assert runs.differences(old, new, may_differ=("save_every",), may_grow=("steps",)) == []

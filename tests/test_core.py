@@ -9,7 +9,8 @@ import pytest
 
 import synth
 import tasks
-from tasks import extract_answer, read_records, score
+from harness.jsonl import read_records
+from tasks import extract_answer, score
 from tasks.base import parse_int, parse_int_list, parse_literal, parse_number, yes_no
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

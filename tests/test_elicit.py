@@ -11,6 +11,7 @@ import pytest
 import elicit
 import synth
 import tasks
+from harness.jsonl import read_records
 from tasks import score
 
 
@@ -30,7 +31,7 @@ def _load(path):
 def test_default_mode_keeps_verified_traces_with_their_anchors(pool):
     out = pool / "traces.jsonl"
     res = elicit.main(["--records", str(pool / "train/records.jsonl"), "--out", str(out)])
-    records, _ = tasks.read_records(str(pool / "train/records.jsonl"))
+    records, _ = read_records(str(pool / "train/records.jsonl"))
     traces = _load(out)
     assert res["kept"] == len(traces) == len(records) and res["rejected"] == 0
     assert {t["task"] for t in traces} == set(tasks.TASKS)  # every task of the registry
@@ -110,7 +111,7 @@ def test_endpoint_mode_keeps_only_verified_retries_and_caches(pool):
     n = len(kinds)
     want_kept = sum(k in (0, 3, 4, 5) for k in kinds)   # right answers, after retries where needed
     want_rej = sum(k in (1, 2) for k in kinds)
-    assert n == len(tasks.read_records(str(pool / "train/records.jsonl"))[0])
+    assert n == len(read_records(str(pool / "train/records.jsonl"))[0])
     assert res["kept"] == want_kept and res["rejected"] == want_rej and res["errors"] == 0
     assert res["stats"]["retried"] == sum(k in (3, 4, 5) for k in kinds) > 0
     traces = _load(out)

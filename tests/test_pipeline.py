@@ -11,6 +11,7 @@ import evaluate
 import sft
 import synth
 import tasks
+from harness.jsonl import read_records
 
 
 def test_five_stages_on_default_paths(tmp_path, monkeypatch):
@@ -23,8 +24,8 @@ def test_five_stages_on_default_paths(tmp_path, monkeypatch):
     ahpo.main(["--steps", "2", "--prompts-per-step", "2", "--rollouts", "2", "--max-new-tokens", "6"])
     s = evaluate.main(["--max-new-tokens", "6"])                # runs/ahpo/final on data/bench
 
-    bench, e1 = tasks.read_records("data/bench/records.jsonl", need_images=True)
-    train, e2 = tasks.read_records("data/train/records.jsonl", need_images=True)
+    bench, e1 = read_records("data/bench/records.jsonl", need_images=True)
+    train, e2 = read_records("data/train/records.jsonl", need_images=True)
     assert len(bench) == len(train) == 8 and not e1 and not e2
     traces = [json.loads(line) for line in open("data/traces.jsonl")]
     assert len(traces) == 8 and all(tasks.score(t["trace"], t) for t in traces)

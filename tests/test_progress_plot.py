@@ -1,11 +1,11 @@
-"""The shared progress line (tasks/progress.py) and training curves (tasks/plot.py): no torch."""
+"""The shared progress line (harness/progress.py) and training curves (harness/plot.py): no torch."""
 import io
 import json
 
 from PIL import Image
 
-from tasks.plot import COLORS, plot, training_curves
-from tasks.progress import Progress, fmt_seconds
+from harness.plot import COLORS, plot, training_curves
+from harness.progress import Progress, fmt_seconds
 
 
 class Tty(io.StringIO):

@@ -37,6 +37,7 @@ import sft
 import synth
 import tasks
 import vlm
+from harness.chat import read_traces
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -235,7 +236,7 @@ def _assert_mask_matches_template(proc, prompt, completion):
 
 def test_one_sft_step(smol_path, smol, data, tmp_path):
     _, proc = smol
-    examples, problems = tasks.read_traces(str(data / "traces.jsonl"))
+    examples, problems = read_traces(str(data / "traces.jsonl"))
     assert examples and not problems
     tbs = [_assert_mask_matches_template(proc, e["prompt"], e["completion"]) for e in examples]
     max_len = max(int(tb["attention_mask"].sum()) for tb in tbs)   # every trace fits: none is cut or dropped
@@ -346,7 +347,7 @@ def _ask(url, model, prompt, n_new):
 
 def test_endpoint_mode_against_transformers_serve(smol_path, served, data, tmp_path, monkeypatch):
     import evaluate
-    from tasks import client
+    from harness import client
     recs = _records(data / "bench/records.jsonl")
     out = tmp_path / "ep"
     n_new = 24

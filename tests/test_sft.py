@@ -12,7 +12,7 @@ from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 import elicit
 import sft
 import synth
-import tasks
+from harness.chat import read_traces
 import vlm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +58,7 @@ def test_only_assistant_tokens_are_counted(data):
     sft.main(_args(data, "count", "--max-steps", "1", "--batch-size", "6"))
     m = _metrics(data / "count/metrics.jsonl")[0]
     model, proc = vlm.load(str(data / "base"))
-    ex, _ = tasks.read_traces(str(data / "traces.jsonl"))
+    ex, _ = read_traces(str(data / "traces.jsonl"))
     # every trace is in the one step: its tokens are the completions' plus one <|im_end|> each
     want = sum(len(proc.tokenizer(e["completion"], add_special_tokens=False)["input_ids"]) + 1 for e in ex)
     assert m["tokens"] == want
@@ -153,13 +153,13 @@ def test_bad_trace_lines_are_reported(data, tmp_path, capsys):
     bad = tmp_path / "traces.jsonl"
     bad.write_text("\n".join([lines[0], "{oops", json.dumps({"id": "x", "messages": [{"role": "user"}]}),
                               lines[1]]) + "\n")
-    ex, problems = tasks.read_traces(str(bad))
+    ex, problems = read_traces(str(bad))
     assert len(ex) == 2 and [p.split(": field")[0].rsplit(":", 1)[1] for p in problems] == ["2", "3"]
 
 
 def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
     model, proc = vlm.load(str(data / "base"))
-    ex, _ = tasks.read_traces(str(data / "traces.jsonl"))
+    ex, _ = read_traces(str(data / "traces.jsonl"))
     # each trace's row as training sees it, measured by train_batch without a limit
     rows = [int(vlm.train_batch(proc, [e["prompt"]], [e["completion"]])["attention_mask"].sum()) for e in ex]
     cut = sorted(rows)[len(rows) // 2]          # about half the traces are longer than this

@@ -44,19 +44,19 @@ K/V cache, allocated before any capture, is never part of the pool.
 """
 import torch
 
-from vlm.sampler import decode_step
-
 
 class StaticDecoder:
-    """Step 5 of vlm.sampler.sample with fixed shapes. cache: a KVCache whose prefill fills
+    """Step 5 of vlm.sampler.sample with fixed shapes. step: the one-token step, called as
+    step(text, head, cache, tok, cos, sin, key_mask, col=col) (vlm.sampler.decode_step; passed in,
+    so this file imports nothing of the project). cache: a KVCache whose prefill fills
     columns [0, prompt_len); keys (R, capacity) bool: which columns a row may attend to (prompt
     padding False, decode columns False until written); cos, sin (R, 1, max_new_tokens, head_dim):
     the rope tables of every decode position. graphs: replay the step as a CUDA graph."""
 
     warmup = 2   # eager runs before a capture (cuBLAS picks its kernels, caches fill)
 
-    def __init__(self, text, head, cache, keys, cos, sin, prompt_len, graphs=False):
-        self.text, self.head, self.cache = text, head, cache
+    def __init__(self, step, text, head, cache, keys, cos, sin, prompt_len, graphs=False):
+        self.step, self.text, self.head, self.cache = step, text, head, cache
         self.keys, self.cos, self.sin, self.prompt_len = keys, cos, sin, prompt_len
         self.graphs = graphs
         self.t = torch.zeros(1, dtype=torch.long, device=keys.device)    # the step's index
@@ -69,8 +69,8 @@ class StaticDecoder:
         col = self.t + self.prompt_len                        # this token's cache column
         self.keys.index_fill_(1, col, True)
         cos, sin = self.cos.index_select(2, self.t), self.sin.index_select(2, self.t)
-        return decode_step(self.text, self.head, self.cache, self.tok, cos, sin,
-                           self.keys[:, None, None, :], col=col).float()
+        return self.step(self.text, self.head, self.cache, self.tok, cos, sin,
+                         self.keys[:, None, None, :], col=col).float()
 
     def __call__(self, tok, t):
         """Logits (R, vocab) after decoding token t = tok (R,) of every row. With graphs the

@@ -40,7 +40,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Qwen2
                           Qwen2VLImageProcessorPil)
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 
-from tasks.records import check_messages, content_items
+from harness.chat import check_messages, content_items
 from vlm.sampler import mask_banned
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"

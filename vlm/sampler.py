@@ -6,11 +6,12 @@ vlm/sampler.py -- KV-cached sampling of n completions per prompt, with the cache
     out = sample(model, proc, batch, n=5, max_new_tokens=256, temperature=1.0, seed=0)
     out.texts[i * 5 + j]         # sample j of prompt i
 
-`batch` is a LEFT-padded prompt batch (vlm.io.prompt_batch): input_ids, attention_mask,
+`batch` is a LEFT-padded prompt batch (vlm.modelio.prompt_batch): input_ids, attention_mask,
 position_ids ((3, B, L) for Qwen2.5-VL's 3-axis rope, (B, L) for text models), and optionally
 pixel_values / image_grid_thw. `proc` is read for four things only: eos_id, pad_id, banned_ids
 (vision tokens, never sampled) and tokenizer (to decode). Nothing else of this project is
-needed: the file can be copied on its own.
+needed: the file imports only torch (and transformers in its self-check), so it can be copied
+on its own, with graphs.py beside it for the static / CUDA-graph step.
 
 The steps, numbered as in `sample` (nanochat's engine.py is the model to read alongside):
   1. prefill the prompts ONCE through the model's own forward: images go through the vision
@@ -277,10 +278,13 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
         cos, sin = text.rotary_emb(like, dec_pos)                                   # (R, max_new, D)
         cos, sin = cos[:, None], sin[:, None]                                       # (R, 1, max_new, D)
     if static:  # vlm/graphs.py: undecoded columns start masked, the step unmasks its own
-        from vlm.graphs import StaticDecoder
+        try:                   # as vlm/sampler.py
+            from .graphs import StaticDecoder
+        except ImportError:    # this file copied alone, with graphs.py beside it
+            from graphs import StaticDecoder
         fixed = keys.clone()
         fixed[:, Lp:] = False
-        dec = StaticDecoder(text, head, cache, fixed, cos, sin, Lp, graphs=graphs)
+        dec = StaticDecoder(decode_step, text, head, cache, fixed, cos, sin, Lp, graphs=graphs)
 
     live = torch.arange(R, device=device)              # global row of each cache row
     done = torch.zeros(R, dtype=torch.bool, device=device)
@@ -343,37 +347,51 @@ def sample(model, proc, batch, n=1, max_new_tokens=256, temperature=1.0, top_p=1
 # Self-check (nanochat-style): python vlm/sampler.py
 
 def _self_check():
-    """Greedy tokens of both decode paths against model.generate on a tiny random Qwen2.5-VL and
-    a tiny Qwen2, with left padding; prints one line per case and fails loudly on a mismatch."""
-    import os
-    import sys
-    import tempfile
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from vlm.modelio import prompt_batch
-    from vlm.tiny import make_tiny
-    chats = [[{"role": "user", "content": "Find the shortest path from S to E and box it."}],
-             [{"role": "user", "content": "Yes or No?"}]]
-    with tempfile.TemporaryDirectory() as d:
-        for kind in ("qwen2_5_vl", "causal"):
-            model, proc = make_tiny(os.path.join(d, kind), kind=kind, seed=1)
-            batch = prompt_batch(proc, chats)
-            # generate builds 3-axis positions itself from the token types; the sampler never
-            # samples vision tokens, so generate is told to suppress them too
-            kw = {}
-            if kind == "qwen2_5_vl":
-                kw["mm_token_type_ids"] = (batch["input_ids"] == proc.image_token_id).int()
-            ref = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                 max_new_tokens=16, do_sample=False, eos_token_id=proc.eos_id,
-                                 pad_token_id=proc.pad_id, suppress_tokens=proc.banned_ids,
-                                 **kw)[:, batch["input_ids"].shape[1]:].tolist()
-            ref = [r[:r.index(proc.eos_id) + 1] if proc.eos_id in r else r for r in ref]
-            for fast, static in ((True, False), (False, False), (True, True)):
-                got = sample(model, proc, batch, max_new_tokens=16, greedy=True, eos_ids=[proc.eos_id], fast=fast,
-                             static=static).ids
-                path = ("static step" if static else
-                        "decode_step" if fast and hand_decoder(model) is not None else "model forward")
-                print(f"{kind:>10} {path:<13}: greedy tokens {'equal' if got == ref else 'DIFFER from'} generate's")
-                assert got == ref, (got, ref)
+    """Greedy tokens of every decode path (decode_step, the model's forward, the static step)
+    against model.generate, on tiny random models built from configs: a Qwen2, and a Qwen2.5-VL
+    on text prompts (3-axis positions); two left-padded prompts. It imports only torch and
+    transformers, so it runs wherever this file is copied (graphs.py beside it for the static
+    step). Prints one line per case and fails loudly on a mismatch."""
+    from types import SimpleNamespace
+
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Config,
+                              Qwen2ForCausalLM)
+    V, pad, eos, vision = 96, 0, 1, [92, 93, 94, 95]          # vision: start, end, image, video
+    text = dict(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=256, bos_token_id=None, eos_token_id=eos, pad_token_id=pad,
+                tie_word_embeddings=False)
+    torch.manual_seed(0)
+    models = {
+        "qwen2": Qwen2ForCausalLM(Qwen2Config(**text)),
+        "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+            text_config={**text, "rope_parameters": dict(rope_type="default", rope_theta=1e4, mrope_section=[2, 1, 1])},
+            vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=1, out_hidden_size=32,
+                               fullatt_block_indexes=[0]),
+            vision_start_token_id=vision[0], vision_end_token_id=vision[1], image_token_id=vision[2],
+            video_token_id=vision[3], tie_word_embeddings=False)),
+    }
+    decode = lambda rows, skip_special_tokens=True: [" ".join(map(str, r)) for r in rows]  # noqa: E731
+    proc = SimpleNamespace(eos_id=eos, pad_id=pad, banned_ids=vision, tokenizer=SimpleNamespace(batch_decode=decode))
+    ids = torch.tensor([[5, 17, 33, 48, 9], [pad, pad, 21, 60, 7]])
+    mask = (ids != pad).long()
+    pos = (mask.cumsum(-1) - 1).clamp(min=0) * mask
+    for kind, model in models.items():
+        model.eval()
+        kw = {"mm_token_type_ids": torch.zeros_like(ids)} if kind == "qwen2_5_vl" else {}
+        # generate builds 3-axis positions itself; the sampler never samples vision tokens, so
+        # generate is told to suppress them too
+        ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, do_sample=False,
+                             eos_token_id=eos, pad_token_id=pad, suppress_tokens=vision, **kw)[:, ids.shape[1]:].tolist()
+        ref = [r[:r.index(eos) + 1] if eos in r else r for r in ref]
+        batch = dict(input_ids=ids, attention_mask=mask,
+                     position_ids=pos[None].expand(3, -1, -1) if kind == "qwen2_5_vl" else pos)
+        for fast, static in ((True, False), (False, False), (True, True)):
+            got = sample(model, proc, batch, max_new_tokens=16, greedy=True, eos_ids=[eos], fast=fast,
+                         static=static).ids
+            path = "static step" if static else "decode_step" if fast else "model forward"
+            print(f"{kind:>10} {path:<13}: greedy tokens {'equal' if got == ref else 'DIFFER from'} generate's "
+                  f"({sum(map(len, got))} tokens over {len(got)} rows)")
+            assert got == ref, (got, ref)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import torch
 import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
-from tasks import runs
 from vlm.modelio import save
 
 
@@ -263,19 +262,10 @@ def resume(path, opt, rank, world):
     return st
 
 
-def take_run_folder(out, settings, overwrite, outputs, rank, world):
-    """Collective, once every check has passed (runs.check refused a mismatch earlier, before any
-    work): with `overwrite` rank 0 clears the folder's earlier `outputs`, then writes run.json.
-    A run refused by a later check (a trace too long, say) has written nothing, so the corrected
-    rerun is not refused for differing from it."""
-    if world > 1:
-        dist.barrier()   # every rank has read the old run.json before rank 0 writes
-    if rank == 0:
-        if overwrite:
-            runs.clear(out, outputs)
-        runs.write(out, settings)
-    if world > 1:
-        dist.barrier()
+def barrier(world):
+    """torch.distributed.barrier under several processes, else None: what harness.runs.take
+    (which imports no torch) is handed to line the ranks up around run.json."""
+    return dist.barrier if world > 1 else None
 
 
 def latest_checkpoint(out):

@@ -1,10 +1,10 @@
 """Run settings: what made a run folder, and whether a rerun may continue it. No torch.
 
-    from tasks import runs
+    from harness import runs
     s = runs.settings(args, inputs={"data": args.data}, model=args.model)
     runs.check(args.out, s, may_differ=("save_every", "keep"), overwrite=args.no_resume)  # refuse early
     ... every other check of data and model ...
-    runs.write(args.out, s)   # (sft/ahpo/evaluate: vlm.training.take_run_folder, across ranks)
+    runs.take(args.out, s, overwrite=args.no_resume, outputs=RUN_OUTPUTS)   # then write run.json
 
 A stage writes its resolved settings (arguments, the starting model with a fingerprint of its
 weights, the content hashes of its input files) to <out>/run.json. A rerun into the same
@@ -15,12 +15,11 @@ setting as `old -> new`, and touches nothing; --overwrite starts afresh. run.jso
 only once every check has passed, so a run refused later writes nothing that would stand in
 the way of its corrected rerun.
 
-Also here: the argparse pieces every stage shares (types that refuse bad counts and lists in
-the parser, one help layout) and the check of a model folder before anything is built.
+Also here: the check of a model folder before anything is built. The argparse pieces every
+stage shares are in harness/cli.py.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import hashlib
 import json
@@ -29,78 +28,6 @@ import shutil
 
 RUN_FILE = "run.json"
 MB = 1 << 20
-
-
-# ---- argparse: refuse bad values in the parser, one line each ------------------------------------
-class Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The module docstring as written, and every option's default (unless its help already
-    says what the default is, e.g. 'default 1e-5; 1e-3 for the tiny model')."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text.lower() or action.default is None or action.default is False:
-            return text
-        return super()._get_help_string(action)
-
-
-def _number(cast, kind, ok, rule, name):
-    """An argparse type: cast the text, then refuse a value that breaks `rule`, in one line."""
-    def parse(s):
-        try:
-            v = cast(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{s!r} is not {kind}") from None
-        if not ok(v):   # written so that NaN fails too
-            raise argparse.ArgumentTypeError(f"{v} {rule}")
-        return v
-    parse.__name__ = name
-    return parse
-
-
-positive_int = _number(int, "an integer", lambda v: v >= 1, "must be at least 1", "positive_int")   # counts, budgets
-nonneg_int = _number(int, "an integer", lambda v: v >= 0, "must not be negative", "nonneg_int")     # 0: off or all
-positive_float = _number(float, "a number", lambda v: v > 0, "must be greater than 0", "positive_float")
-nonneg_float = _number(float, "a number", lambda v: v >= 0, "must not be negative", "nonneg_float")
-
-
-def int_list(s):
-    """argparse type: '1,2,5' -> [1, 2, 5]; names the item that is not an integer."""
-    out = []
-    for item in s.split(","):
-        try:
-            out.append(int(item))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{item.strip()!r} in {s!r} is not an integer") from None
-    return out
-
-
-def task_names(s):
-    """argparse type: 'all' or comma-separated task names (ours or the official category) ->
-    our names, in the order given (once each); names the one that is unknown."""
-    from . import TASKS, get   # the registry imports this module's package: import on use
-    if s.strip() == "all":
-        return list(TASKS)
-    names = []
-    for item in (x.strip() for x in s.split(",")):
-        if not item:
-            continue
-        try:
-            names.append(get(item).name)
-        except KeyError as e:
-            raise argparse.ArgumentTypeError(e.args[0]) from None
-    if not names:
-        raise argparse.ArgumentTypeError(f"{s!r} names no task")
-    return list(dict.fromkeys(names))
-
-
-def level_list(s):
-    """argparse type: '1,2,5' -> [1, 2, 5], each one of the five difficulty levels."""
-    from .base import LEVELS
-    levels = int_list(s)
-    bad = [lv for lv in levels if lv not in LEVELS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"{bad} not in {list(LEVELS)}")
-    return list(dict.fromkeys(levels))
 
 
 # ---- fingerprints ---------------------------------------------------------------------------------
@@ -254,3 +181,20 @@ def clear(out, patterns):
     for pat in patterns:
         for p in glob.glob(os.path.join(out, pat)):
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+
+
+def take(out, settings, overwrite, outputs, rank=0, barrier=None):
+    """Take the run folder, once every check has passed (check() refused a mismatch earlier,
+    before any work): with `overwrite` rank 0 clears the folder's earlier `outputs`, then
+    writes run.json. A run refused by a later check (a trace too long, say) has written
+    nothing, so its corrected rerun is not refused for differing from it. Under several
+    processes every rank calls it with a `barrier` (torch.distributed.barrier): every rank has
+    read the old run.json before rank 0 writes, and none goes on before it has."""
+    if barrier is not None:
+        barrier()
+    if rank == 0:
+        if overwrite:
+            clear(out, outputs)
+        write(out, settings)
+    if barrier is not None:
+        barrier()

@@ -1,6 +1,6 @@
 """report.html: an evaluation a person can look at, one static file beside table.md.
 
-    from tasks.report import write_report
+    from harness.report import write_report
     write_report("runs/eval", rows, summary, records, records_root)   # evaluate.py does this
     open runs/eval/report.html in any browser (no network; images by relative path)
 
@@ -24,7 +24,9 @@ import json
 import os
 import re
 
-from .base import GROUPS
+from tasks.base import GROUPS
+from tasks.records import record_images
+from tasks.registry import get
 
 SHORT = 600   # characters of a response or question shown before "show all"
 
@@ -222,7 +224,6 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
     """Write out_dir/report.html. rows: evaluate.py's judged rows (id, task, level, response,
     extracted, correct); records: the records they came from (question, answer, images);
     root: the folder the records' image paths are relative to. Returns the path."""
-    from . import get
     by_id = {r["id"]: r for r in records}
     mode = summary.get("mode", "image")
     name = name or summary.get("name") or "model"
@@ -284,5 +285,4 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
 
 
 def _images(rec: dict, root: str) -> list[str]:
-    from .records import record_images
     return record_images(rec, root) if rec else []

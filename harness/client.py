@@ -2,7 +2,7 @@
 in the standard library: one place for it, used by elicit.py (the SERG rewriter) and
 evaluate.py (endpoint mode). No torch, no SDK.
 
-    from tasks import client
+    from harness import client
     problem = client.preflight("http://localhost:8000/v1", api_key, model="Qwen2.5-VL-7B")
     c = client.Client("http://localhost:8000/v1", api_key, timeout=600, retries=5)
     reply = c.chat({"model": "Qwen2.5-VL-7B", "messages": [...], "max_tokens": 512})

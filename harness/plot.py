@@ -1,10 +1,10 @@
 """Line plots as PNG with Pillow only (no torch, no matplotlib): repro.py's curves and the
 training curves sft.py and ahpo.py draw into their run folders.
 
-    from tasks.plot import plot, training_curves
+    from harness.plot import plot, training_curves
     plot("reward.png", [("Rollout reward", {"GRPO": [(1, 0.1), (2, 0.3)]}, "reward")])
     training_curves("runs/ahpo/metrics.jsonl", "runs/ahpo/curves.png")
-    python -m tasks.plot runs/ahpo/metrics.jsonl           # -> runs/ahpo/curves.png
+    python -m harness.plot runs/ahpo/metrics.jsonl           # -> runs/ahpo/curves.png
 
 `plot` is the one drawing function: a grid of panels, each (title, {label: [(step, value)]},
 y label). `training_curves` only chooses the panels from a metrics.jsonl.
@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+
+from harness.jsonl import jsonl_rows
 
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 
@@ -88,7 +90,6 @@ def plot(path, panels, cols=2, size=(720, 420)):
 
 def read_metrics(path):
     """The rows of a metrics.jsonl; a torn last line (a killed run) is skipped, not fatal."""
-    from .records import jsonl_rows
     return [row for _, row, bad in jsonl_rows(path) if not bad and isinstance(row, dict)]
 
 
@@ -112,7 +113,7 @@ def training_curves(metrics_path, out_path=None):
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m tasks.plot RUN/metrics.jsonl [OUT.png]")
+        sys.exit("usage: python -m harness.plot RUN/metrics.jsonl [OUT.png]")
     if not os.path.isfile(sys.argv[1]):
         sys.exit(f"error: {sys.argv[1]} not found (sft.py and ahpo.py write RUN/metrics.jsonl)")
     png = training_curves(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
