@@ -43,14 +43,13 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 
 import tasks
 from harness import cli, client, runs
 from harness.jsonl import jsonl_rows, open_append, read_records
 from harness.progress import Progress
-from harness.report import write_report
-from tasks import GROUPS, extract_answer, score
+from harness.report import write_outputs, write_report
+from tasks import extract_answer, score
 from tasks.records import BOX_REQUEST
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
@@ -288,108 +287,6 @@ def judge(record, pred):
     return row
 
 
-def summarise(rows, mode):
-    """Accuracy per task (percent); group = mean of its tasks; overall = mean of all tasks."""
-    by_task, by_level = defaultdict(list), defaultdict(list)
-    for r in rows:
-        by_task[r["task"]].append(r["correct"])
-        by_level[r["level"]].append(r["correct"])
-    per_task = {t: 100.0 * sum(v) / len(v) for t, v in by_task.items()}
-    per_group = {}
-    for g in GROUPS:
-        accs = [per_task[t] for t in per_task if tasks.get(t).group == g]
-        if accs:
-            per_group[g] = sum(accs) / len(accs)
-    overall = sum(per_task.values()) / len(per_task) if per_task else 0.0
-    s = {"mode": mode, "overall": overall, "per_group": per_group,
-         "per_task": dict(sorted(per_task.items())),
-         "per_level": {str(k): 100.0 * sum(v) / len(v) for k, v in sorted(by_level.items())},
-         "n": len(rows), "n_correct": sum(r["correct"] for r in rows),
-         "n_tasks": len(per_task), "tasks_in_registry": len(tasks.TASKS),
-         "n_missing": sum(bool(r.get("missing")) for r in rows),
-         "n_failed": sum(bool(r.get("failed")) for r in rows),
-         # official records with no usable state, scored against their own answer
-         "n_answer_only": sum(bool(r.get("answer_only")) for r in rows)}
-    usage = [r["usage"] for r in rows if isinstance(r.get("usage"), dict)]
-    if usage:   # as the server counted them, summed over the records that report them
-        s["usage"] = {k: sum(int(u.get(k) or 0) for u in usage)
-                      for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        s["usage"]["n_records"] = len(usage)
-    lat = [float(r["latency_s"]) for r in rows if isinstance(r.get("latency_s"), (int, float))]
-    if lat:
-        s["latency_s"] = {"total": sum(lat), "mean": sum(lat) / len(lat), "max": max(lat), "n_records": len(lat)}
-    return s
-
-
-def notes(s):
-    """What a reader must know before reading the numbers: the selection, and any record that
-    scored 0 without an answer of the model's (missing, failed) or was left out."""
-    sel = s.get("selection") or {}
-    t = sel.get("tasks", "all")
-    out = [f"Selection: tasks {'all' if t == 'all' else ', '.join(t)}; levels "
-           f"{', '.join(map(str, sel.get('levels', [])))} ({s['n_tasks']} of the {s['tasks_in_registry']} "
-           "tasks scored)."]
-    if s.get("only_predicted"):
-        out.append(f"Only the {s['n']} records with a prediction are scored (--only-predicted); "
-                   f"{s.get('n_left_out', 0)} records of the selection without one are left out.")
-    if s.get("n_missing"):
-        out.append(f"**{s['n_missing']} of {s['n']} records had no prediction and score 0** "
-                   "(marked missing in predictions.jsonl; --only-predicted leaves them out).")
-    if s.get("n_failed"):
-        out.append(f"**{s['n_failed']} of {s['n']} requests failed and score 0** (marked failed, with "
-                   "their error); rerun the same command to retry them.")
-    return out
-
-
-def table(summary, name):
-    img = summary["mode"] == "image"
-    cell = lambda v: f"{v:.1f}" if v is not None else "–"  # noqa: E731
-    head = "| Model | " + " | ".join(f"{g} Txt | {g} Img" for g in GROUPS) + " | Overall Txt | Overall Img |"
-    sep = "|" + "---|" * (2 + 2 * len(GROUPS) + 1)
-    vals = []
-    for g in list(GROUPS) + ["Overall"]:
-        v = summary["overall"] if g == "Overall" else summary["per_group"].get(g)
-        vals += [cell(None), cell(v)] if img else [cell(v), cell(None)]
-    lines = [f"# MM-HELIX: {name} ({summary['mode']} mode, {summary['n']} instances, "
-             f"{summary['n_tasks']} tasks)", "", *summary.get("notes", []), "", head, sep,
-             f"| {name} | " + " | ".join(vals) + " |", "",
-             "Group = mean of its tasks' accuracies; overall = mean over the tasks scored (percent).", "",
-             "## Per task", "", "| Task | Group | Accuracy |", "|---|---|---|"]
-    for t, v in summary["per_task"].items():
-        lines.append(f"| {t} | {tasks.get(t).group} | {v:.1f} |")
-    lines += ["", "## Per level", "", "| Level | Accuracy |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
-    if summary.get("usage") or summary.get("latency_s"):
-        u, lat = summary.get("usage") or {}, summary.get("latency_s") or {}
-        sec = lambda k: f"{lat[k]:.2f}" if k in lat else "–"  # noqa: E731  (a batch output has no latency)
-        lines += ["", "## Endpoint", "", "| prompt tokens | completion tokens | latency, mean (s) | latency, max (s) |",
-                  "|---|---|---|---|",
-                  f"| {u.get('prompt_tokens', '–')} | {u.get('completion_tokens', '–')} | {sec('mean')} | {sec('max')} |"]
-    if summary.get("n_answer_only"):
-        lines += ["", f"{summary['n_answer_only']} official record(s) had no usable initial_state "
-                  "and were scored against their own answer, normalised (not rule-checked)."]
-    if summary.get("problems"):
-        lines += ["", f"## Problems ({len(summary['problems'])})", ""]
-        lines += [f"- {p}" for p in summary["problems"][:50]]
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(out, rows, mode, name, problems, extra=None):
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "predictions.jsonl"), "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    s = summarise(rows, mode)
-    s.update(extra or {})
-    s["name"], s["problems"] = name, problems
-    s["notes"] = notes(s)
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(s, f, indent=1)
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write(table(s, name))
-    return s
-
-
 # ---- an endpoint ---------------------------------------------------------------------------
 def endpoint_request(args, record, root):
     """The /chat/completions body for `record`, as the endpoint mode sends it and
@@ -580,9 +477,112 @@ def endpoint_key(args):
     return key
 
 
+# ---- the three sources of responses, one scorer ----------------------------------------------------
+def strict_stop(args, problems, what):
+    if problems and args.strict:
+        sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); {what}")
+
+
+def from_predictions(args, records, all_ids, problems, extra):
+    """--predictions FILE: the responses of a file made elsewhere. Returns (records to score,
+    {id: prediction}, name)."""
+    responses, more = read_responses(args.predictions)
+    problems += more
+    if not responses:
+        sys.exit(f"error: {args.predictions}: no line holds a usable prediction ({len(more)} problems"
+                 + (f"; first: {more[0]}" if more else "") + "); nothing written")
+    unknown = sorted(set(responses) - all_ids)
+    for rid in unknown:
+        problems.append(f"{args.predictions}: id {rid!r} is not in {args.records}; ignored")
+    missing = [r["id"] for r in records if r["id"] not in responses]
+    if missing:
+        problems.append(f"{len(missing)} records of the selection have no prediction and "
+                        f"{'are left out' if args.only_predicted else 'score 0'} (first: {missing[0]})")
+    if unknown or missing:
+        print(f"warning: {args.predictions}: {len(unknown)} predictions match no record; "
+              f"{len(missing)} records have no prediction ("
+              f"{'left out: --only-predicted' if args.only_predicted else 'they score 0, marked missing'})",
+              file=sys.stderr)
+    strict_stop(args, problems, "nothing written")
+    if args.only_predicted:
+        records = [r for r in records if r["id"] in responses]
+        extra.update(only_predicted=True, n_left_out=len(missing))
+        if not records:
+            sys.exit(f"error: {args.predictions}: no prediction for a record of the selection; nothing written")
+    settings = runs.settings(args, inputs={"records": args.records, "predictions": args.predictions})
+    runs.write(args.out, {**settings, "prompt": BOX_REQUEST})
+    return records, responses, args.name or os.path.basename(args.predictions)
+
+
+def from_endpoint(args, records, root, problems, extra):
+    """--endpoint URL: ask an OpenAI-compatible server for every record without a reply in
+    --out. Returns ({id: prediction}, name)."""
+    strict_stop(args, problems, "nothing asked")
+    key = endpoint_key(args)
+    # the replies in --out are reused only if the same endpoint model made them the same way
+    settings = {**runs.settings(args, inputs={"records": args.records}), "prompt": BOX_REQUEST}
+    may = MAY_DIFFER + ("batch_size", "dtype", "min_pixels", "max_pixels")
+    old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+    path = os.path.join(args.out, ENDPOINT_FILE)
+    if old is None and not args.overwrite and os.path.exists(path):
+        sys.exit(f"error: {args.out} holds replies of an unrecorded run (no run.json); pass "
+                 f"--overwrite to start afresh, or choose another --out")
+    # asked again below, after the folder is ours: here only whether anything is left to ask
+    replies = {} if args.overwrite else read_endpoint_file(path, warn=False)[0]
+    if not all(_answered(replies.get(r["id"])) for r in records):
+        problem = client.preflight(args.endpoint, key, timeout=min(args.timeout, 10.0), model=args.endpoint_model)
+        if problem:
+            sys.exit(f"error: --endpoint {problem}; nothing written")
+    if args.overwrite:
+        runs.clear(args.out, (ENDPOINT_FILE, runs.RUN_FILE))
+    runs.write(args.out, settings)
+    responses, more, stopped = ask_endpoint(args, records, root, key)
+    problems += more
+    if stopped:   # the replies written stay for a rerun; no table of mostly unasked records
+        sys.exit(f"error: --endpoint {stopped}; fix the request (--export-requests shows what is "
+                 f"sent) or the server, then rerun (with --overwrite if a setting changed)")
+    extra["endpoint"] = {"url": args.endpoint, "model": args.endpoint_model}
+    return responses, args.name or args.endpoint_model
+
+
+def from_model(args, records, root, problems):
+    """--model PATH (or the latest checkpoint, or a tiny offline model): generate with the
+    project's sampler, one share of the records per rank (torchrun). Returns ({id: prediction},
+    name) on rank 0, None on the other ranks."""
+    strict_stop(args, problems, "nothing generated")
+    if args.model is not None:
+        runs.check_model(args.model)
+    # the responses in --out are reused only if the same model made them the same way
+    settings = {**runs.settings(args, inputs={"records": args.records},
+                                model=args.model if args.model is not None else "tiny offline model, seed 0"),
+                "prompt": BOX_REQUEST}
+    may = MAY_DIFFER + (("batch_size",) if args.temperature == 0 else ())
+    old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+    if old is None and not args.overwrite and read_rank_files(args.out)[0]:
+        sys.exit(f"error: {args.out} holds responses of an unrecorded run (no run.json); pass "
+                 f"--overwrite to start afresh, or choose another --out")
+    from vlm import training   # torch only where a model runs
+    rank, world, device = training.dist_init(args.device)  # each rank on its own GPU
+    # barriers around it: every rank has checked the old run.json, and none reads responses
+    # while rank 0 clears them
+    runs.take(args.out, settings, args.overwrite, ("responses.rank*.jsonl", runs.RUN_FILE), rank,
+              training.barrier(world))
+    model_path = generate(args, records, root, rank, world, device)
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()  # every rank's file is complete before rank 0 reads them
+    training.dist_close()
+    if rank != 0:
+        return None
+    responses, more = read_rank_files(args.out)
+    problems += more
+    if more and args.strict:
+        sys.exit(f"error: --strict: {len(more)} unreadable responses (first: {more[0]})")
+    return responses, args.name or model_path
+
+
 def main(argv=None):
     args = parse_args(argv)
-    mode = "text" if args.text_only else "image"
     # ---- data first: records, then predictions; nothing is written before both are checked ----
     records, problems = load_records(args.records, need_images=not args.text_only and not args.predictions)
     if not records:
@@ -596,96 +596,18 @@ def main(argv=None):
     if args.export_requests:
         return export_requests(args, records, root)
     if args.predictions:
-        responses, more = read_responses(args.predictions)
-        problems += more
-        if not responses:
-            sys.exit(f"error: {args.predictions}: no line holds a usable prediction ({len(more)} problems"
-                     + (f"; first: {more[0]}" if more else "") + "); nothing written")
-        name = args.name or os.path.basename(args.predictions)
-        unknown = sorted(set(responses) - all_ids)
-        for rid in unknown:
-            problems.append(f"{args.predictions}: id {rid!r} is not in {args.records}; ignored")
-        missing = [r["id"] for r in records if r["id"] not in responses]
-        if missing:
-            problems.append(f"{len(missing)} records of the selection have no prediction and "
-                            f"{'are left out' if args.only_predicted else 'score 0'} (first: {missing[0]})")
-        if unknown or missing:
-            print(f"warning: {args.predictions}: {len(unknown)} predictions match no record; "
-                  f"{len(missing)} records have no prediction ("
-                  f"{'left out: --only-predicted' if args.only_predicted else 'they score 0, marked missing'})",
-                  file=sys.stderr)
-        if problems and args.strict:
-            sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing written")
-        if args.only_predicted:
-            records = [r for r in records if r["id"] in responses]
-            extra.update(only_predicted=True, n_left_out=len(missing))
-            if not records:
-                sys.exit(f"error: {args.predictions}: no prediction for a record of the selection; nothing written")
-        settings = runs.settings(args, inputs={"records": args.records, "predictions": args.predictions})
-        runs.write(args.out, {**settings, "prompt": BOX_REQUEST})
+        records, responses, name = from_predictions(args, records, all_ids, problems, extra)
     elif args.endpoint:
-        if problems and args.strict:
-            sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing asked")
-        key = endpoint_key(args)
-        # the replies in --out are reused only if the same endpoint model made them the same way
-        settings = {**runs.settings(args, inputs={"records": args.records}), "prompt": BOX_REQUEST}
-        may = MAY_DIFFER + ("batch_size", "dtype", "min_pixels", "max_pixels")
-        old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
-        path = os.path.join(args.out, ENDPOINT_FILE)
-        if old is None and not args.overwrite and os.path.exists(path):
-            sys.exit(f"error: {args.out} holds replies of an unrecorded run (no run.json); pass "
-                     f"--overwrite to start afresh, or choose another --out")
-        # asked again below, after the folder is ours: here only whether anything is left to ask
-        replies = {} if args.overwrite else read_endpoint_file(path, warn=False)[0]
-        if not all(_answered(replies.get(r["id"])) for r in records):
-            problem = client.preflight(args.endpoint, key, timeout=min(args.timeout, 10.0),
-                                       model=args.endpoint_model)
-            if problem:
-                sys.exit(f"error: --endpoint {problem}; nothing written")
-        if args.overwrite:
-            runs.clear(args.out, (ENDPOINT_FILE, runs.RUN_FILE))
-        runs.write(args.out, settings)
-        responses, more, stopped = ask_endpoint(args, records, root, key)
-        problems += more
-        if stopped:   # the replies written stay for a rerun; no table of mostly unasked records
-            sys.exit(f"error: --endpoint {stopped}; fix the request (--export-requests shows what is "
-                     f"sent) or the server, then rerun (with --overwrite if a setting changed)")
-        name = args.name or args.endpoint_model
-        extra["endpoint"] = {"url": args.endpoint, "model": args.endpoint_model}
+        responses, name = from_endpoint(args, records, root, problems, extra)
     else:
-        if problems and args.strict:
-            sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); nothing generated")
-        if args.model is not None:
-            runs.check_model(args.model)
-        # the responses in --out are reused only if the same model made them the same way
-        settings = {**runs.settings(args, inputs={"records": args.records},
-                                    model=args.model if args.model is not None else "tiny offline model, seed 0"),
-                    "prompt": BOX_REQUEST}
-        may = MAY_DIFFER + (("batch_size",) if args.temperature == 0 else ())
-        old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
-        if old is None and not args.overwrite and read_rank_files(args.out)[0]:
-            sys.exit(f"error: {args.out} holds responses of an unrecorded run (no run.json); pass "
-                     f"--overwrite to start afresh, or choose another --out")
-        from vlm import training
-        rank, world, device = training.dist_init(args.device)  # each rank on its own GPU
-        # barriers around it: every rank has checked the old run.json, and none reads responses
-        # while rank 0 clears them
-        runs.take(args.out, settings, args.overwrite, ("responses.rank*.jsonl", runs.RUN_FILE), rank,
-                  training.barrier(world))
-        model_path = generate(args, records, root, rank, world, device)
-        name = args.name or model_path
-        if world > 1:
-            import torch.distributed as dist
-            dist.barrier()  # every rank's file is complete before rank 0 reads them
-        training.dist_close()
-        if rank != 0:
+        got = from_model(args, records, root, problems)
+        if got is None:   # not rank 0: rank 0 scores every rank's responses
             return None
-        responses, more = read_rank_files(args.out)
-        problems += more
-        if more and args.strict:
-            sys.exit(f"error: --strict: {len(more)} unreadable responses (first: {more[0]})")
+        responses, name = got
+
+    # ---- one scorer and one writer for every source ---------------------------------------------
     rows = [judge(r, responses.get(r["id"])) for r in records]
-    s = write_outputs(args.out, rows, mode, name, problems, extra)
+    s = write_outputs(args.out, rows, "text" if args.text_only else "image", name, problems, extra)
     write_report(args.out, rows, s, records, root, name)   # report.html beside table.md
     print(open(os.path.join(args.out, "table.md")).read().split("\n## Per task")[0])
     print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "

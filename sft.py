@@ -1,4 +1,4 @@
-"""Stage 3: supervised fine-tuning on SERG traces (one process, or torchrun DDP).
+"""Stage 3: supervised fine-tuning on SERG traces (one process, or several under torchrun).
 
     python sft.py                                       # tiny offline model, data/traces.jsonl -> runs/sft/
     python sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --data data/traces.jsonl --lr 1e-5 --epochs 3
@@ -24,7 +24,6 @@ out/run.json shows the same result-changing settings; otherwise it names them an
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -37,37 +36,17 @@ from harness import cli, runs
 from harness.chat import read_traces
 from harness.plot import training_curves
 from harness.progress import Progress
-from vlm import modelio, tiny, training
+from vlm import modelio, training
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--data", default="data/traces.jsonl", help="traces from elicit.py (JSONL)")
-    g.add_argument("--text-only", action="store_true", help="drop images from the prompts")
-    g.add_argument("--max-len", type=cli.positive_int, default=None,
-                   help="tokens, prompt + completion (default: the model's context length); a longer trace "
-                        "is refused (never cut), see --drop-long")
-    g.add_argument("--drop-long", action="store_true", help="drop traces longer than --max-len (counted per task)")
-    g.add_argument("--min-pixels", type=cli.positive_int, default=None,
-                   help="pixels, image processor minimum (default: the model's)")
-    g.add_argument("--max-pixels", type=cli.positive_int, default=None,
-                   help="pixels, image processor maximum (default: the model's)")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default=None, help="checkpoint folder (default: a tiny offline model)")
-    g.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
-    g.add_argument("--freeze-vision", action="store_true", help="train the language model only")
-    g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+    cli.data_flags(g)
+    cli.model_flags(p.add_argument_group("model"), "checkpoint folder (default: a tiny offline model)")
     g = p.add_argument_group("method")
-    g.add_argument("--lr", type=cli.positive_float, default=None,
-                   help="peak learning rate (default 1e-5; 1e-3 for a model under 50M parameters)")
-    g.add_argument("--warmup", type=cli.nonneg_int, default=None, help="linear warmup steps (default 3%% of the run)")
-    g.add_argument("--schedule", choices=training.SCHEDULES, default="cosine",
-                   help="after warmup: cosine decay to 10%% of --lr at the last step, or constant")
-    g.add_argument("--weight-decay", type=cli.nonneg_float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--max-grad-norm", type=cli.positive_float, default=1.0,
-                   help="clip the gradient's global L2 norm to this")
+    cli.optimizer_flags(g, "sft", schedule="cosine", warmup=None, warmup_help="linear warmup steps (default 3%% of the run)")
     g.add_argument("--seed", type=int, default=0, help="data order and initial model seed")
     g = p.add_argument_group("budget")
     g.add_argument("--epochs", type=cli.positive_float, default=3.0, help="passes over the data")
@@ -77,23 +56,13 @@ def parse_args(argv=None):
                    help="sequences per optimizer step, all ranks")
     g.add_argument("--micro-batch-size", type=cli.positive_int, default=4,
                    help="sequences per forward pass (does not change the gradient)")
-    g = p.add_argument_group("distributed")
-    g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
-    g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    g = p.add_argument_group("output")
-    g.add_argument("--out", default="runs/sft", help="output folder")
-    g.add_argument("--save-every", type=cli.positive_int, default=50, help="checkpoint every N steps")
-    g.add_argument("--keep", type=cli.nonneg_int, default=2, help="step-N folders kept (0: all)")
-    g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
-                   help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
-    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    cli.distributed_flags(p.add_argument_group("distributed"))
+    cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
     return p.parse_args(argv)
 
 
-# settings a rerun may change and still continue the same run: they leave the maths unchanged.
-# The step budget is not among them: the cosine schedule spans it, so a longer run differs.
-MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume",
-              "quiet")
+# settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
+# maths unchanged). The step budget is not among them: the cosine schedule spans it.
 RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
 
 
@@ -145,109 +114,77 @@ def main(argv=None):
 
     # ---- the run folder: continue only a run made with the same settings (run.json is written
     # once every check has passed, below) ------------------------------------------------------
-    from_scratch = args.model is None
-    start_model = args.model if not from_scratch else f"tiny offline model, seed {args.seed}"
-    settings = runs.settings(args, inputs={"data": args.data}, model=start_model)
-    runs.check(args.out, settings, may_differ=MAY_DIFFER, overwrite=args.no_resume)
+    settings = runs.settings(args, inputs={"data": args.data}, model=training.start_model(args))
+    runs.check(args.out, settings, may_differ=cli.MAY_DIFFER, overwrite=args.no_resume)
 
-    # ---- model: resume > --model > tiny offline model -----------------------------------------
-    resume = None if args.no_resume else training.latest_checkpoint(args.out)
-    if from_scratch:
-        args.model = os.path.join(args.out, "tiny-base")
-        if master and not os.path.isdir(args.model):
-            tiny.make_tiny(args.model, seed=args.seed)
-        if world > 1:
-            torch.distributed.barrier()
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    pix = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
-    model, proc = modelio.load(resume or args.model, device=device, dtype=dtype, **pix)
-    if args.max_len is None:   # every row the model can attend over: none refused on the defaults
-        args.max_len = modelio.context_length(model)
-    params = training.trainable(model, args.freeze_vision, args.grad_checkpointing)
-    lr = args.lr if args.lr is not None else training.default_lr(model, big=1e-5, small=1e-3)
-
-    drop = args.text_only or proc.kind != "qwen2_5_vl"
+    # ---- model: resume > --model > tiny offline model (vlm/training.py: setup) -------------------
+    run = training.setup(args, "sft", rank, world, device)
+    proc = run.proc
     if proc.kind != "qwen2_5_vl" and not args.text_only and master:
         print("note: text-only model: images are dropped from the prompts (use elicit.py "
               "--text-only for questions that state the puzzle in words)", file=sys.stderr)
     # a trace's answer is at its end: one longer than --max-len is refused or dropped, never cut
     C = modelio.completion_lengths(proc, [e["completion"] for e in examples])   # <|im_end|> included
-    rows = [p + c for p, c in zip(modelio.prompt_lengths(proc, [e["prompt"] for e in examples], drop), C)]
-    what = modelio.too_long(examples, rows, args.max_len, "traces")
+    rows = [p + c for p, c in zip(modelio.prompt_lengths(proc, [e["prompt"] for e in examples], run.text_only), C)]
+    what = modelio.too_long(examples, rows, run.max_len, "traces")
     if what:
         if not args.drop_long:
             raise SystemExit(f"error: {args.data}: {what}; raise --max-len or pass --drop-long")
         if master:
             print(f"note: dropped {what}", file=sys.stderr)
-        keep = [n <= args.max_len for n in rows]
+        keep = [n <= run.max_len for n in rows]
         examples, C = [e for e, k in zip(examples, keep) if k], [c for c, k in zip(C, keep) if k]
     runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     lengths = [c - 1 for c in C]   # the completions' own tokens: what the batches are sorted by
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
     warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))
-
-    # ---- optimizer (ZeRO-1 shards its states over ranks) ---------------------------------------
-    opt = training.make_optimizer(params, lr, args.weight_decay, args.zero, world)
-    start = 0
-    if resume:
-        start = training.resume(resume, opt, rank, world)["step"]
-        if master:
-            print(f"resumed from {resume} at step {start}", file=sys.stderr)
-    os.makedirs(args.out, exist_ok=True)
-    metrics = training.open_metrics(os.path.join(args.out, "metrics.jsonl"), start) if master else None
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+    training.start(run, args)   # the optimizer; from a checkpoint: its state, the step, the RNG
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()
-    bar = Progress(total, "sft", unit="step", quiet=args.quiet or not master, start=start)
+    bar = Progress(total, "sft", unit="step", quiet=args.quiet or not master, start=run.start_step)
     n_tokens = 0.0
-    for step in range(start, total):
+    for step in range(run.start_step, total):
         t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_now = training.lr_at(step, total, lr, warmup, args.schedule)
+        for g in run.opt.param_groups:
+            g["lr"] = lr_now = training.lr_at(step, total, run.lr, warmup, args.schedule)
         mine = batches[step][rank::world]  # this rank's share of the global batch
         micro = [modelio.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + args.micro_batch_size]],
                                      [examples[i]["completion"] for i in mine[k:k + args.micro_batch_size]],
-                                     drop_images=drop, max_len=args.max_len)
+                                     drop_images=run.text_only, max_len=run.max_len)
                  for k in range(0, len(mine), args.micro_batch_size)]
         # the token count of the WHOLE global batch, known before any backward pass
         T = training.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
         loss_sum = 0.0
         for mb in micro:
-            with autocast:
-                logp, _ = modelio.logprobs(model, mb, temperature=1.0)
+            with run.autocast():
+                logp, _ = modelio.logprobs(run.model, mb, temperature=1.0)
             nll = -(logp * mb["completion_mask"].to(logp.device)).sum()
             (nll / T).backward()
             loss_sum += nll.item()
-        training.all_reduce_grads(params, world)
-        gnorm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm).item()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        training.all_reduce_grads(run.params, world)
+        gnorm = torch.nn.utils.clip_grad_norm_(run.params, args.max_grad_norm).item()
+        run.opt.step()
+        run.opt.zero_grad(set_to_none=True)
         loss = training.all_reduce_sum(loss_sum, world) / T
         dt = time.perf_counter() - t0
         done = step + 1
-        if master:
-            mem = (torch.cuda.max_memory_allocated(device) / 2 ** 30) if device.type == "cuda" else 0.0
-            row = {"step": done, "loss": loss, "tokens": int(T), "tokens_per_s": T / dt, "lr": lr_now,
-                   "grad_norm": gnorm, "mem_gb": mem, "seconds": dt, "epoch": done * args.batch_size / len(examples)}
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-            n_tokens += T
-            bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
-                    f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")
+        mem = (torch.cuda.max_memory_allocated(device) / 2 ** 30) if device.type == "cuda" else 0.0
+        training.log_metrics(run, {"step": done, "loss": loss, "tokens": int(T), "tokens_per_s": T / dt,
+                                   "lr": lr_now, "grad_norm": gnorm, "mem_gb": mem, "seconds": dt,
+                                   "epoch": done * args.batch_size / len(examples)})
+        n_tokens += T
+        bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
+                f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")
         if done % args.save_every == 0 or done == total:
-            training.checkpoint(args.out, done, model, proc, opt, vars(args), rank, world, keep=args.keep)
+            training.checkpoint(args.out, done, run.model, proc, run.opt, vars(args), rank, world, keep=args.keep)
             if master:   # loss, grad norm and lr against the step: runs/sft/curves.png
                 training_curves(os.path.join(args.out, "metrics.jsonl"))
+    training.finish(run, args.out)
     if master:
-        model.eval()
-        modelio.save(model, proc, os.path.join(args.out, "final"))
         print(f"done: {total} steps in {time.perf_counter() - t_start:.1f}s; wrote {args.out}/final",
               file=sys.stderr)
-        metrics.close()
-    training.dist_close()
     return args.out
 
 

@@ -83,3 +83,73 @@ def level_list(s):
     if bad:
         raise argparse.ArgumentTypeError(f"{bad} not in {list(LEVELS)}")
     return list(dict.fromkeys(levels))
+
+
+# ---- the flags sft.py and ahpo.py share -------------------------------------------------------
+SCHEDULES = ("constant", "cosine")
+# The default peak learning rate, per stage: real checkpoints take small steps; a model under
+# TOY_PARAMS parameters (the tiny offline model, the toy reproduction's) is trained from
+# scratch and needs large ones.
+LR = {"sft": 1e-5, "ahpo": 1e-6}
+TOY_LR, TOY_PARAMS = 1e-3, 50_000_000
+
+
+def default_lr(stage, n_params):
+    """--lr when none is given: LR[stage], or TOY_LR for a model under TOY_PARAMS parameters."""
+    return TOY_LR if n_params < TOY_PARAMS else LR[stage]
+
+
+def data_flags(g):
+    """What a row of training is and how long it may be (sft.py, ahpo.py)."""
+    g.add_argument("--text-only", action="store_true", help="text questions, no images")
+    g.add_argument("--max-len", type=positive_int, default=None,
+                   help="tokens, prompt + completion in training (default: the model's context length); "
+                        "a row is never cut (see --drop-long)")
+    g.add_argument("--drop-long", action="store_true",
+                   help="drop traces longer than --max-len (counted per task) instead of refusing the run")
+    g.add_argument("--min-pixels", type=positive_int, default=None,
+                   help="pixels, image processor minimum (default: the model's)")
+    g.add_argument("--max-pixels", type=positive_int, default=None,
+                   help="pixels, image processor maximum (default: the model's)")
+
+
+def model_flags(g, model_help):
+    g.add_argument("--model", default=None, help=model_help)
+    g.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    g.add_argument("--freeze-vision", action="store_true", help="train the language model only")
+    g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+
+
+def optimizer_flags(g, stage, schedule, warmup, warmup_help):
+    """Learning rate and its schedule, weight decay, gradient clipping, the seed."""
+    g.add_argument("--lr", type=positive_float, default=None,
+                   help=f"peak learning rate (default {LR[stage]:g}; {TOY_LR:g} for a model under "
+                        f"{TOY_PARAMS // 1_000_000}M parameters)")
+    g.add_argument("--warmup", type=nonneg_int, default=warmup, help=warmup_help)
+    other = [s for s in SCHEDULES if s != schedule][0]
+    g.add_argument("--schedule", choices=SCHEDULES, default=schedule,
+                   help=f"after warmup: {schedule} (the default) or {other}; cosine decays to 10%% of "
+                        "--lr at the last step")
+    g.add_argument("--weight-decay", type=nonneg_float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--max-grad-norm", type=positive_float, default=1.0,
+                   help="clip the gradient's global L2 norm to this")
+
+
+def distributed_flags(g):
+    g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
+    g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+
+
+def output_flags(g, out, out_help, save_every):
+    g.add_argument("--out", default=out, help=out_help)
+    g.add_argument("--save-every", type=positive_int, default=save_every, help="checkpoint every N steps")
+    g.add_argument("--keep", type=nonneg_int, default=2, help="step-N folders kept (0: all)")
+    g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
+                   help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
+    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+# settings a rerun of sft.py or ahpo.py may change and still continue the same run: they leave
+# the maths unchanged
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume", "quiet")

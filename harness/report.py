@@ -1,8 +1,14 @@
-"""report.html: an evaluation a person can look at, one static file beside table.md.
+"""An evaluation's outputs: the numbers (summary.json, table.md) and report.html, a page a
+person can look at, one static file beside table.md.
 
-    from harness.report import write_report
-    write_report("runs/eval", rows, summary, records, records_root)   # evaluate.py does this
+    from harness.report import write_outputs, write_report
+    s = write_outputs("runs/eval", rows, "image", name, problems)     # predictions, summary, table
+    write_report("runs/eval", rows, s, records, records_root)           # evaluate.py does both
     open runs/eval/report.html in any browser (no network; images by relative path)
+
+The numbers: accuracy per task; a group's score is the mean of its tasks; overall is the mean
+of the tasks scored (summarise). table.md is the paper's Table 1 layout, then per task and per
+level (table).
 
 The page: the summary in Table 1's layout (group Txt / Img columns, overall), accuracy per
 task and per level, then one entry per instance: image (thumbnail, full size on click),
@@ -23,10 +29,11 @@ import html
 import json
 import os
 import re
+from collections import defaultdict
 
 from tasks.base import GROUPS
 from tasks.records import record_images
-from tasks.registry import get
+from tasks.registry import TASKS, get
 
 SHORT = 600   # characters of a response or question shown before "show all"
 
@@ -286,3 +293,106 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
 
 def _images(rec: dict, root: str) -> list[str]:
     return record_images(rec, root) if rec else []
+
+
+# ---- the numbers: summary.json, table.md -----------------------------------------------------
+def summarise(rows, mode):
+    """Accuracy per task (percent); group = mean of its tasks; overall = mean of all tasks."""
+    by_task, by_level = defaultdict(list), defaultdict(list)
+    for r in rows:
+        by_task[r["task"]].append(r["correct"])
+        by_level[r["level"]].append(r["correct"])
+    per_task = {t: 100.0 * sum(v) / len(v) for t, v in by_task.items()}
+    per_group = {}
+    for g in GROUPS:
+        accs = [per_task[t] for t in per_task if get(t).group == g]
+        if accs:
+            per_group[g] = sum(accs) / len(accs)
+    overall = sum(per_task.values()) / len(per_task) if per_task else 0.0
+    s = {"mode": mode, "overall": overall, "per_group": per_group,
+         "per_task": dict(sorted(per_task.items())),
+         "per_level": {str(k): 100.0 * sum(v) / len(v) for k, v in sorted(by_level.items())},
+         "n": len(rows), "n_correct": sum(r["correct"] for r in rows),
+         "n_tasks": len(per_task), "tasks_in_registry": len(TASKS),
+         "n_missing": sum(bool(r.get("missing")) for r in rows),
+         "n_failed": sum(bool(r.get("failed")) for r in rows),
+         # official records with no usable state, scored against their own answer
+         "n_answer_only": sum(bool(r.get("answer_only")) for r in rows)}
+    usage = [r["usage"] for r in rows if isinstance(r.get("usage"), dict)]
+    if usage:   # as the server counted them, summed over the records that report them
+        s["usage"] = {k: sum(int(u.get(k) or 0) for u in usage)
+                      for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        s["usage"]["n_records"] = len(usage)
+    lat = [float(r["latency_s"]) for r in rows if isinstance(r.get("latency_s"), (int, float))]
+    if lat:
+        s["latency_s"] = {"total": sum(lat), "mean": sum(lat) / len(lat), "max": max(lat), "n_records": len(lat)}
+    return s
+
+
+def notes(s):
+    """What a reader must know before reading the numbers: the selection, and any record that
+    scored 0 without an answer of the model's (missing, failed) or was left out."""
+    sel = s.get("selection") or {}
+    t = sel.get("tasks", "all")
+    out = [f"Selection: tasks {'all' if t == 'all' else ', '.join(t)}; levels "
+           f"{', '.join(map(str, sel.get('levels', [])))} ({s['n_tasks']} of the {s['tasks_in_registry']} "
+           "tasks scored)."]
+    if s.get("only_predicted"):
+        out.append(f"Only the {s['n']} records with a prediction are scored (--only-predicted); "
+                   f"{s.get('n_left_out', 0)} records of the selection without one are left out.")
+    if s.get("n_missing"):
+        out.append(f"**{s['n_missing']} of {s['n']} records had no prediction and score 0** "
+                   "(marked missing in predictions.jsonl; --only-predicted leaves them out).")
+    if s.get("n_failed"):
+        out.append(f"**{s['n_failed']} of {s['n']} requests failed and score 0** (marked failed, with "
+                   "their error); rerun the same command to retry them.")
+    return out
+
+
+def table(summary, name):
+    img = summary["mode"] == "image"
+    cell = lambda v: f"{v:.1f}" if v is not None else "–"  # noqa: E731
+    head = "| Model | " + " | ".join(f"{g} Txt | {g} Img" for g in GROUPS) + " | Overall Txt | Overall Img |"
+    sep = "|" + "---|" * (2 + 2 * len(GROUPS) + 1)
+    vals = []
+    for g in list(GROUPS) + ["Overall"]:
+        v = summary["overall"] if g == "Overall" else summary["per_group"].get(g)
+        vals += [cell(None), cell(v)] if img else [cell(v), cell(None)]
+    lines = [f"# MM-HELIX: {name} ({summary['mode']} mode, {summary['n']} instances, "
+             f"{summary['n_tasks']} tasks)", "", *summary.get("notes", []), "", head, sep,
+             f"| {name} | " + " | ".join(vals) + " |", "",
+             "Group = mean of its tasks' accuracies; overall = mean over the tasks scored (percent).", "",
+             "## Per task", "", "| Task | Group | Accuracy |", "|---|---|---|"]
+    for t, v in summary["per_task"].items():
+        lines.append(f"| {t} | {get(t).group} | {v:.1f} |")
+    lines += ["", "## Per level", "", "| Level | Accuracy |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
+    if summary.get("usage") or summary.get("latency_s"):
+        u, lat = summary.get("usage") or {}, summary.get("latency_s") or {}
+        sec = lambda k: f"{lat[k]:.2f}" if k in lat else "–"  # noqa: E731  (a batch output has no latency)
+        lines += ["", "## Endpoint", "", "| prompt tokens | completion tokens | latency, mean (s) | latency, max (s) |",
+                  "|---|---|---|---|",
+                  f"| {u.get('prompt_tokens', '–')} | {u.get('completion_tokens', '–')} | {sec('mean')} | {sec('max')} |"]
+    if summary.get("n_answer_only"):
+        lines += ["", f"{summary['n_answer_only']} official record(s) had no usable initial_state "
+                  "and were scored against their own answer, normalised (not rule-checked)."]
+    if summary.get("problems"):
+        lines += ["", f"## Problems ({len(summary['problems'])})", ""]
+        lines += [f"- {p}" for p in summary["problems"][:50]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out, rows, mode, name, problems, extra=None):
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "predictions.jsonl"), "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    s = summarise(rows, mode)
+    s.update(extra or {})
+    s["name"], s["problems"] = name, problems
+    s["notes"] = notes(s)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(s, f, indent=1)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(table(s, name))
+    return s

@@ -84,7 +84,8 @@ def test_on_policy_terms_match_the_formula():
 def test_expert_nll_and_luffy_group():
     logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -3.0, -0.2]])
     mask = torch.tensor([[0, 1, 1], [1, 1, 0]]).float()
-    assert ahpo.expert_nll(logp, mask).item() == pytest.approx(1.0 + 2.0 + 0.1 + 3.0)
+    assert ahpo.expert_nll(logp, mask, torch.ones(2)).item() == pytest.approx(1.0 + 2.0 + 0.1 + 3.0)
+    assert ahpo.expert_nll(logp, mask, torch.tensor([0.0, 1.0])).item() == pytest.approx(0.1 + 3.0)   # xi = 0: no term
     # LUFFY: prompt 0 (an expert trace) is re-normalised over N + 1 members, the expert with
     # reward 1; prompt 1 (no trace) keeps its plain group's advantages and an expert A of 0
     R = torch.tensor([1.0, 0, 0, 0, 1, 0])
@@ -153,6 +154,50 @@ def _args(d, mode, steps, *extra, out=None):
 
 def _metrics(path):
     return [json.loads(line) for line in open(path)]
+
+
+@pytest.mark.parametrize("mode", list(ahpo.MODES))
+def test_one_step_of_every_mode(toy, mode, monkeypatch):
+    """ahpo_step alone, as main calls it: what each mode's table row promises (rollouts or none,
+    the gate, LUFFY's expert members), and L_off = sum_j xi_j NLL(y*_j) / T_off recomputed by hand
+    on a copy of the model taken before the step."""
+    import copy
+    import hashlib
+    # a random tiny model is never right: a pseudo-reward (a hash bit of the reply) gives groups
+    # with mixed rewards, so advantages, the gate and the clip all have work to do
+    monkeypatch.setattr(tasks, "score", lambda text, rec: hashlib.sha256(text.encode()).digest()[0] % 2 == 0)
+    args = ahpo.parse_args(_args(toy, mode, 1, "--micro-batch-size", "3"))
+    ahpo.resolve_defaults(args)
+    prompts = ahpo.load_prompts(args, master=True)
+    run = vlm.training.setup(args, "ahpo", 0, 1, torch.device("cpu"))
+    prompts = ahpo.check_lengths(args, run.proc, prompts, run.max_len, run.text_only)
+    vlm.training.start(run, args)
+    before = copy.deepcopy(run.model)
+    s = ahpo.ahpo_step(args, run, prompts, [0, 1, 2, 3], 0)
+    row = ahpo.MODES[mode]
+    assert s["n_rows"] == (4 * 5 if row.rollouts else 0)
+    assert (s["T_on"] > 0) == row.rollouts
+    assert s["xi"].tolist() == ahpo.gate(s["R"], 5 if row.rollouts else 0, 2, mode, torch.ones(4, dtype=torch.bool)).tolist()
+    if mode == "ahpo":
+        assert s["xi"].tolist() == [float(k < 2) for k in (s["R"].view(4, 5) >= 1).sum(1).tolist()]
+    # L_off, by hand: the NLL of each expert trace under the model before the step, xi-weighted
+    nll, T_off = [], 0.0
+    for j, p in enumerate(prompts[:4]):
+        if p["expert"] is None:   # grpo reads no trace: its xi is 0
+            nll.append(0.0)
+            continue
+        tb = vlm.train_batch(run.proc, [p["messages"]], [p["expert"]])
+        with torch.no_grad():
+            lp, _ = vlm.logprobs(before, tb)
+        nll.append(-(lp * tb["completion_mask"]).sum().item())
+        T_off += float(tb["completion_mask"].sum()) * (s["xi"][j] > 0)
+    assert s["T_off"] == T_off
+    want = sum(x * v for x, v in zip(s["xi"].tolist(), nll)) / max(T_off, 1.0)
+    assert s["off"] == pytest.approx(want, rel=1e-5, abs=1e-7)
+    if row.rollouts:   # T_on: the rollouts' tokens, and with LUFFY the expert members' too
+        assert (s["T_on"] > s["roll_tokens"]) == row.luffy and (s["T_on"] >= s["roll_tokens"])
+    moved = any(not torch.equal(a, b) for a, b in zip(before.parameters(), run.model.parameters()))
+    assert moved and s["grad_norm"] > 0
 
 
 def test_ahpo_learns_the_toy_task(toy):

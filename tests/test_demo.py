@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_demo_script_runs_the_five_stages(tmp_path):
     for name in os.listdir(ROOT):   # a fresh checkout: code only, no data/ or runs/
-        if name.endswith(".py") or name in ("demo.sh", "tasks", "vlm"):
+        if name.endswith(".py") or name in ("demo.sh", "tasks", "vlm", "harness"):
             src = os.path.join(ROOT, name)
             (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, tmp_path / name)
     env = {**os.environ, "DEMO_TASKS": "maze,hanoi"}

@@ -20,11 +20,17 @@ import math
 import os
 import random
 import shutil
+import sys
+
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
+from harness import cli
+from vlm import modelio, tiny
 from vlm.modelio import save
 
 
@@ -90,9 +96,6 @@ def all_reduce_grads(params, world, bucket_mb=64):
                 q.grad.copy_(flat[off:off + q.grad.numel()].view_as(q.grad))
                 off += q.grad.numel()
             bucket, size = [], 0
-
-
-SCHEDULES = ("constant", "cosine")
 
 
 def lr_at(step, total, lr, warmup, schedule):
@@ -295,8 +298,97 @@ def open_metrics(path, start_step):
     return f
 
 
-def default_lr(model, big, small, threshold=50_000_000):
-    """The one default-lr rule of sft.py and ahpo.py: `small` for models under `threshold`
-    parameters (toy models trained from scratch: tests, demos), `big` for real checkpoints."""
-    n = sum(p.numel() for p in model.parameters())
-    return small if n < threshold else big
+# ---- one run setup for sft.py and ahpo.py ------------------------------------------------------------
+@dataclass
+class Run:
+    """What a training stage holds once set up: the ranks, the model and its processor, what is
+    trained and how, where the run starts. Built by setup() and start(); the stages never write
+    their resolved values back into args (run.json records args as given)."""
+    rank: int
+    world: int
+    device: Any
+    model: Any                 # the policy: plain (one process) or with its gradients summed by hand
+    proc: Any                  # vlm.modelio.Processor
+    model_path: str            # the starting model's folder (--model, or the tiny one built here)
+    resume: str | None         # the step-N folder this run continues from, if any
+    text_only: bool            # images dropped: asked for, or a text-only model
+    max_len: int               # --max-len, or the model's context length
+    params: list               # the parameters optimised
+    lr: float                  # --lr, or the stage's default for this model's size
+    dtype: Any = None          # --dtype as a torch dtype (None: bf16 on GPU, fp32 on CPU)
+    pixels: dict = None        # min/max_pixels given on the command line
+    opt: Any = None            # set by start()
+    start_step: int = 0        # steps already done (start(): from the checkpoint)
+    metrics: Any = None        # metrics.jsonl, open for appending on rank 0 (start())
+
+    @property
+    def master(self):
+        return self.rank == 0
+
+    def autocast(self):
+        """bf16 autocast on GPU; on CPU a context that does nothing (fp32)."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+
+def start_model(args):
+    """What run.json records as the starting model: --model's folder, or the tiny offline model
+    built from --seed."""
+    return args.model if args.model is not None else f"tiny offline model, seed {args.seed}"
+
+
+def setup(args, stage, rank, world, device):
+    """The model of a run: the newest step-N of --out to continue (unless --overwrite), else
+    --model, else a tiny offline model built in --out/tiny-base; its processor; the parameters to
+    train (--freeze-vision, --grad-checkpointing) and the learning rate (--lr, or the stage's
+    default for the model's size, harness.cli.default_lr). Every rank calls it."""
+    resume = None if args.no_resume else latest_checkpoint(args.out)
+    model_path = args.model
+    if model_path is None:
+        model_path = os.path.join(args.out, "tiny-base")
+        if rank == 0 and not os.path.isdir(model_path):
+            tiny.make_tiny(model_path, seed=args.seed)
+        if world > 1:   # on every rank: one that found the folder already built still waits here
+            dist.barrier()
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    pixels = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}
+    model, proc = modelio.load(resume or model_path, device=device, dtype=dtype, **pixels)
+    max_len = args.max_len if args.max_len is not None else modelio.context_length(model)
+    params = trainable(model, args.freeze_vision, args.grad_checkpointing)
+    n_params = sum(p.numel() for p in model.parameters())
+    lr = args.lr if args.lr is not None else cli.default_lr(stage, n_params)
+    return Run(rank, world, device, model, proc, model_path, resume,
+               text_only=args.text_only or proc.kind != "qwen2_5_vl", max_len=max_len, params=params, lr=lr,
+               dtype=dtype, pixels=pixels)
+
+
+def start(run, args):
+    """The optimizer, restored from the checkpoint being continued (and with it the step and
+    every rank's RNG), and metrics.jsonl opened on rank 0 after that step. Call it once the run
+    folder is taken (harness.runs.take)."""
+    run.opt = make_optimizer(run.params, run.lr, args.weight_decay, args.zero, run.world)
+    if run.resume:
+        run.start_step = resume(run.resume, run.opt, run.rank, run.world)["step"]
+        if run.master:
+            print(f"resumed from {run.resume} at step {run.start_step}", file=sys.stderr)
+    os.makedirs(args.out, exist_ok=True)
+    if run.master:
+        run.metrics = open_metrics(os.path.join(args.out, "metrics.jsonl"), run.start_step)
+    return run
+
+
+def log_metrics(run, row):
+    """One row of metrics.jsonl (rank 0), flushed: a killed run keeps every finished step."""
+    if run.master:
+        run.metrics.write(json.dumps(row) + "\n")
+        run.metrics.flush()
+
+
+def finish(run, out):
+    """final/ (a from_pretrained folder) on rank 0, metrics closed, the process group gone."""
+    if run.master:
+        run.model.eval()
+        save(run.model, run.proc, os.path.join(out, "final"))
+        run.metrics.close()
+    dist_close()
