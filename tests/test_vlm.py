@@ -525,6 +525,31 @@ def test_lr_schedules_and_the_default_lr_rule(tiny):
     cos = [lr(s, 10, 1.0, 2, "cosine") for s in range(10)]
     assert cos[:2] == [0.5, 1.0] and cos[2] == 1.0 and all(a > b for a, b in zip(cos[2:], cos[3:]))
     assert lr(10, 10, 1.0, 0, "cosine") == pytest.approx(0.1)                            # down to 10%
+    from harness import cli
     model, _ = tiny["vl"]   # well under 50M parameters: the toy rate, for sft and ahpo alike
-    assert vlm.training.default_lr(model, big=1e-5, small=1e-3) == 1e-3
-    assert vlm.training.default_lr(model, big=1e-6, small=1e-3, threshold=1) == 1e-6
+    n = sum(p.numel() for p in model.parameters())
+    assert cli.default_lr("sft", n) == cli.default_lr("ahpo", n) == 1e-3
+    assert cli.default_lr("sft", 7_000_000_000) == 1e-5 and cli.default_lr("ahpo", 7_000_000_000) == 1e-6
+    # the rule is written once: the --lr help of both stages says what default_lr does
+    import ahpo
+    import sft
+    for stage, mod in (("sft", sft), ("ahpo", ahpo)):
+        p = [a for a in _parser_actions(mod) if "--lr" in a.option_strings][0]
+        assert f"default {cli.LR[stage]:g}" in p.help and f"{cli.TOY_LR:g} for a model under 50M" in p.help
+
+
+def _parser_actions(mod):
+    """The argparse actions of a stage's parser, read by parsing --help into a captured parser."""
+    import argparse
+    seen = []
+    real = argparse.ArgumentParser.parse_args
+
+    def capture(self, argv=None, namespace=None):
+        seen.extend(self._actions)
+        return real(self, [], namespace)
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        mod.parse_args([])
+    finally:
+        argparse.ArgumentParser.parse_args = real
+    return seen
