@@ -3,7 +3,7 @@
     python ahpo.py                                   # runs/sft/final (or a tiny model) -> runs/ahpo/
     python ahpo.py --mode grpo --model BASE          # Table 2 baselines (grpo, sft, static, luffy) -> runs/<mode>/
     torchrun --nproc_per_node=8 ahpo.py --model runs/sft/final --prompts-per-step 128 \\
-        --max-new-tokens 8192 --zero --grad-checkpointing
+        --max-new-tokens 8192 --grad-checkpointing                         # FSDP2 over the 8 GPUs
 
 For a prompt x with expert trace y* and N rollouts tau_1..tau_N from pi_old:
 
@@ -28,7 +28,9 @@ Simplifications, on purpose:
   - on-policy log-probs use the sampling temperature (as the sampler did); the expert terms
     (NLL, LUFFY shaping) use temperature 1, the model's own likelihood;
   - prompts without an expert trace (exploration-only data) have xi = 0;
-  - gradients are summed across ranks by hand (training.all_reduce_grads), no DDP wrapper.
+  - several processes train with FSDP2 (vlm/training.py): gradients are summed over ranks (each
+    loss is already divided by its global token count), rollouts decode with the whole model
+    gathered, and every rank makes the same number of forward and backward calls.
 Paper settings: N = 5, R_hat = 2, 128 prompts a step, no KL. The learning rate, lengths,
 temperature and clip values are not published; ours are defaults, not the paper's.
 """
@@ -322,12 +324,14 @@ def rollouts(args, run, prompts, idx, step):
     mine = [(k, c) for k, c in enumerate(chunks) if k * run.world // len(chunks) == run.rank]
     rows = []
     run.model.eval()
-    for k, c in mine:
-        batch = modelio.prompt_batch(run.proc, [prompts[i]["messages"] for i in c], drop_images=run.text_only)
-        out = sampler.sample(run.model, run.proc, batch, n=args.n, max_new_tokens=args.max_new_tokens,
-                             temperature=args.temperature, top_p=args.top_p, seed=chunk_seed(args.seed, step, k))
-        for r, (ids, text) in enumerate(zip(out.ids, out.texts)):
-            rows.append((c[r // args.n], ids, text))
+    with training.gathered(run):   # FSDP2: the whole model on every rank until the last token
+        for k, c in mine:
+            batch = modelio.prompt_batch(run.proc, [prompts[i]["messages"] for i in c], drop_images=run.text_only)
+            out = sampler.sample(run.model, run.proc, batch, n=args.n, max_new_tokens=args.max_new_tokens,
+                                 temperature=args.temperature, top_p=args.top_p,
+                                 seed=chunk_seed(args.seed, step, k))
+            for r, (ids, text) in enumerate(zip(out.ids, out.texts)):
+                rows.append((c[r // args.n], ids, text))
     run.model.train()
     return rows
 
@@ -348,7 +352,7 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
     """One optimizer step of the method (times --epochs) on the global batch `idx` (prompt
     indices; this rank takes its share), steps 1-6 in the order of the method. Returns what step
     7 logs (this rank's sums; main adds them over ranks)."""
-    mode, model, world = MODES[args.mode], run.model, run.world
+    mode, policy, world = MODES[args.mode], run.policy, run.world
     n = args.n if mode.rollouts else 0
     per_rank = len(idx) // world
     my_idx = idx[run.rank * per_rank:(run.rank + 1) * per_rank]
@@ -390,7 +394,7 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
     if args.epochs > 1:
         with torch.no_grad(), run.autocast():
             for tb, _ in on_mb:
-                old.append(modelio.logprobs(model, tb, temperature=args.temperature)[0].detach())
+                old.append(modelio.logprobs(policy, tb, temperature=args.temperature)[0].detach())
     refs = []
     if ref is not None:
         with torch.no_grad(), run.autocast():
@@ -402,12 +406,22 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
     # rollouts and LUFFY's expert members make L_on, expert traces make xi * L_off.
     parts = ([("rollouts", k, mb) for k, mb in enumerate(on_mb)] + [("luffy", k, mb) for k, mb in enumerate(lf_mb)]
              + [("expert", k, mb) for k, mb in enumerate(off_mb)])
+    # every rank makes as many forward + backward calls as the busiest one (FSDP2 gathers and
+    # reduces each unit once per call): the gate and LUFFY's experts leave ranks with different
+    # counts, so the others add calls whose loss is 0 (a one-token row of their first prompt)
+    n_calls = training.equal_calls(len(parts), world)
+    if n_calls > len(parts):
+        pad = micro_batches(run, [(prompts[my_idx[0]]["messages"], [run.proc.eos_id], 0.0)], 1)[0]
+        parts += [("pad", 0, pad)] * (n_calls - len(parts))
     stats = dict(on=0.0, off=0.0, clip=0.0, ent=0.0, kl=0.0)
     for epoch in range(args.epochs):
         for kind, k, (tb, w) in parts:
             mask = tb["completion_mask"].to(run.device).float()
             with run.autocast():  # on-policy rows: the sampling temperature; expert tokens: the model's own (T = 1)
-                logp, ent = modelio.logprobs(model, tb, temperature=args.temperature if kind == "rollouts" else 1.0)
+                logp, ent = modelio.logprobs(policy, tb, temperature=args.temperature if kind == "rollouts" else 1.0)
+            if kind == "pad":
+                (0.0 * logp.sum()).backward()   # gradients of exactly 0, the collectives of a real call
+                continue
             L_off, L_on = 0.0, 0.0
             if kind == "rollouts":   # w: the advantages A_i
                 old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
@@ -428,8 +442,7 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
             loss.backward()
             if epoch == 0:
                 stats["on" if kind != "expert" else "off"] += loss.item()
-        training.all_reduce_grads(run.params, world)
-        stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(run.params, args.max_grad_norm).item()
+        stats["grad_norm"] = training.clip_grads(run, args.max_grad_norm)
         run.opt.step()
         run.opt.zero_grad(set_to_none=True)
     t3 = time.perf_counter()
@@ -440,8 +453,9 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = training.dist_init(args.device)
+    rank, world, device = training.dist_init(args.device, one_process_group=args.offload)
     master = rank == 0
+    training.check_distributed(args, world, device)   # --dp-shard, --offload: before any model loads
     if args.prompts_per_step % world:
         raise SystemExit(f"error: --prompts-per-step {args.prompts_per_step} is not divisible by {world} ranks")
     if args.rollout_chunk and (args.prompts_per_step // world) % args.rollout_chunk:
@@ -463,14 +477,11 @@ def main(argv=None):
 
     # ---- model: resume > --model > tiny offline model (vlm/training.py: setup) -------------------
     run = training.setup(args, "ahpo", rank, world, device)
-    ref = None
-    if args.kl_coef > 0:  # the reference is the starting model, frozen
-        ref, _ = modelio.load(run.model_path, device=device, dtype=run.dtype, **run.pixels)
-        ref.requires_grad_(False)
+    ref = training.load_reference(run) if args.kl_coef > 0 else None   # the starting model, frozen
     prompts = check_lengths(args, run.proc, prompts, run.max_len, run.text_only, master)
     runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     schedule = prompt_order(len(prompts), args.prompts_per_step, args.steps, args.seed)
-    training.start(run, args)   # the optimizer; from a checkpoint: its state, the step, the RNG
+    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     bar = Progress(args.steps, f"ahpo [{args.mode}]", unit="step", quiet=args.quiet or not master,
                    start=run.start_step)
@@ -517,7 +528,7 @@ def main(argv=None):
                 f"| {n_tokens / (time.perf_counter() - t_start):.0f} tok/s sampled+trained, running")
         done = step + 1
         if done % args.save_every == 0 or done == args.steps:
-            training.checkpoint(args.out, done, run.model, run.proc, run.opt, vars(args), rank, world, keep=args.keep)
+            training.checkpoint(run, args.out, done, args, keep=args.keep)
             if master:   # reward, xi, entropy, length, L_on / L_off, grad norm, lr: runs/ahpo/curves.png
                 training_curves(os.path.join(args.out, "metrics.jsonl"))
     training.finish(run, args.out)

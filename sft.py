@@ -3,23 +3,24 @@
     python sft.py                                       # tiny offline model, data/traces.jsonl -> runs/sft/
     python sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --data data/traces.jsonl --lr 1e-5 --epochs 3
     torchrun --nproc_per_node=8 sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --batch-size 128 \\
-        --micro-batch-size 1 --zero --grad-checkpointing --freeze-vision
+        --micro-batch-size 1 --grad-checkpointing --freeze-vision          # FSDP2 over the 8 GPUs
+    torchrun --nnodes 2 --nproc_per_node 8 --node-rank R --rdzv-endpoint HOST:29500 sft.py ...   # HSDP
 
 The loss is the negative log-likelihood of the assistant turn only (prompt and image tokens
 carry no label), summed over tokens and divided by the number of assistant tokens in the
 whole optimizer step, across micro-batches and ranks. So gradient accumulation and the
 number of processes do not change the gradient: a step is one big batch, cut into pieces.
 
-Gradients are summed across ranks by hand (training.all_reduce_grads) rather than by a DDP
-wrapper: the loss is not a module's forward, and parameters a rank did not use (the vision
-tower on a text-only batch) simply contribute zeros.
+Several processes train with FSDP2 (vlm/training.py): --dp-shard ranks share one copy of the
+model, slices each, and their gradients are summed (not averaged: the loss is already divided
+by the global token count).
 
 Writes to --out (default runs/sft/): metrics.jsonl (one line a step, same keys each step),
-step-N/ (a from_pretrained folder + trainer_state.pt, the last --keep), final/.
-A rerun into --out continues from the newest step-N exactly (model, optimizer, schedule, RNG
-and the data position are restored, so steps k+1.. equal an uninterrupted run), but only if
-out/run.json shows the same result-changing settings; otherwise it names them and stops.
-`--overwrite` starts afresh.
+step-N/ (a DCP checkpoint of weights and optimizer + trainer_state.pt, the last --keep),
+final/ (a from_pretrained folder). A rerun into --out continues from the newest step-N
+exactly (model, optimizer, schedule, RNG and the data position are restored, so steps k+1..
+equal an uninterrupted run), at any number of processes, but only if out/run.json shows the
+same result-changing settings; otherwise it names them and stops. `--overwrite` starts afresh.
 """
 from __future__ import annotations
 
@@ -92,8 +93,9 @@ def schedule(examples, lengths, batch_size, epochs, seed):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = training.dist_init(args.device)
+    rank, world, device = training.dist_init(args.device, one_process_group=args.offload)
     master = rank == 0
+    training.check_distributed(args, world, device)   # --dp-shard, --offload: before any model loads
     if args.batch_size % world:
         raise SystemExit(f"error: --batch-size {args.batch_size} is not divisible by {world} ranks")
     torch.manual_seed(args.seed)
@@ -139,7 +141,7 @@ def main(argv=None):
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
     warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))
-    training.start(run, args)   # the optimizer; from a checkpoint: its state, the step, the RNG
+    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()
@@ -159,12 +161,11 @@ def main(argv=None):
         loss_sum = 0.0
         for mb in micro:
             with run.autocast():
-                logp, _ = modelio.logprobs(run.model, mb, temperature=1.0)
+                logp, _ = modelio.logprobs(run.policy, mb, temperature=1.0)
             nll = -(logp * mb["completion_mask"].to(logp.device)).sum()
-            (nll / T).backward()
+            (nll / T).backward()   # several processes: FSDP2 sums the gradients over ranks
             loss_sum += nll.item()
-        training.all_reduce_grads(run.params, world)
-        gnorm = torch.nn.utils.clip_grad_norm_(run.params, args.max_grad_norm).item()
+        gnorm = training.clip_grads(run, args.max_grad_norm)
         run.opt.step()
         run.opt.zero_grad(set_to_none=True)
         loss = training.all_reduce_sum(loss_sum, world) / T
@@ -178,7 +179,7 @@ def main(argv=None):
         bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
                 f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")
         if done % args.save_every == 0 or done == total:
-            training.checkpoint(args.out, done, run.model, proc, run.opt, vars(args), rank, world, keep=args.keep)
+            training.checkpoint(run, args.out, done, args, keep=args.keep)
             if master:   # loss, grad norm and lr against the step: runs/sft/curves.png
                 training_curves(os.path.join(args.out, "metrics.jsonl"))
     training.finish(run, args.out)

@@ -137,7 +137,15 @@ def optimizer_flags(g, stage, schedule, warmup, warmup_help):
 
 
 def distributed_flags(g):
-    g.add_argument("--zero", action="store_true", help="shard AdamW states over ranks (ZeRO-1)")
+    """Several processes (torchrun) train with FSDP2 on a ("replicate", "shard") device mesh."""
+    g.add_argument("--dp-shard", type=positive_int, default=None,
+                   help="processes that hold one copy of the model between them, each a slice; the world "
+                        "size / K copies are replicas (default: the processes of one node, LOCAL_WORLD_SIZE; "
+                        "1: every process holds all of it, DDP's layout; the world size: one full shard)")
+    g.add_argument("--offload", action="store_true",
+                   help="keep the sharded weights, gradients and optimizer states in CPU memory between "
+                        "uses (FSDP2's CPUOffloadPolicy; on one GPU too): slower, for a model the GPUs "
+                        "cannot hold (bench/memory_plan.py says when)")
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
 
 
@@ -151,5 +159,7 @@ def output_flags(g, out, out_help, save_every):
 
 
 # settings a rerun of sft.py or ahpo.py may change and still continue the same run: they leave
-# the maths unchanged
-MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume", "quiet")
+# the maths unchanged (--dp-shard and --offload only where the numbers live and the order of
+# their sums: a checkpoint reshards onto any layout)
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume", "quiet",
+              "dp_shard", "offload")

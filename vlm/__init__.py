@@ -8,7 +8,8 @@ concern per file, each readable alone:
     vlm/modelio.py   load / save a model, the chat format, prompt and training batches,
                      per-token log-probs
     vlm/training.py  ranks and collectives, the run setup sft.py and ahpo.py share, lr
-                     schedule, MasterAdamW + ZeRO-1, sharded checkpoints, metrics.jsonl
+                     schedule, MasterAdamW (one process), FSDP2 on a device mesh (several),
+                     DCP checkpoints that reshard, metrics.jsonl
     vlm/tiny.py      a tiny offline model (tokenizer trained on the spot, random weights)
 
 The stages import the file they need (`from vlm import sampler`), so a reader knows where each
@@ -25,6 +26,7 @@ from vlm.modelio import (CHAT_TEMPLATE, IM_END, IM_START, IMAGE_PAD, PAD, SPECIA
                        train_batch)
 from vlm.sampler import KVCache, Samples, sample  # noqa: F401
 from vlm.tiny import make_tiny  # noqa: F401
-from vlm.training import (MasterAdamW, all_reduce_grads, all_reduce_sum, checkpoint,  # noqa: F401
-                          dist_backend, dist_close, dist_init, latest_checkpoint, lr_at, make_optimizer,
-                          open_metrics, resume, rng_state, set_rng_state, trainable)
+from vlm.modelio import Policy  # noqa: F401
+from vlm.training import (MasterAdamW, all_reduce_sum, dist_backend, dist_close, dist_init,  # noqa: F401
+                          latest_checkpoint, lr_at, make_optimizer, open_metrics, rng_state, set_rng_state,
+                          trainable)

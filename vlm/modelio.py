@@ -130,9 +130,15 @@ def _model_kind(config):
     return "causal"
 
 
-def load(path, device=None, dtype=None, min_pixels=None, max_pixels=None, attn_implementation="sdpa"):
+def _model_class(config):
+    return Qwen2_5_VLForConditionalGeneration if _model_kind(config) == "qwen2_5_vl" else AutoModelForCausalLM
+
+
+def load(path, device=None, dtype=None, min_pixels=None, max_pixels=None, attn_implementation="sdpa", meta=False):
     """Load model and processor from a LOCAL folder (never a hub name). Default dtype: bf16 on
-    CUDA, fp32 on CPU. min/max_pixels override the saved image budget."""
+    CUDA, fp32 on CPU. min/max_pixels override the saved image budget. meta=True builds the
+    model from its config on the meta device, weights not read (vlm/training.py fills them in
+    after sharding, from rank 0's copy)."""
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no model folder at {path!r} (vlm.load reads local folders only; "
                                 "vlm.make_tiny(path) builds an offline one)")
@@ -143,18 +149,27 @@ def load(path, device=None, dtype=None, min_pixels=None, max_pixels=None, attn_i
     # a cache, or silently falls back to 1-D positions when mm_token_type_ids is missing. Every
     # forward in this file passes position_ids, which skips that code: nothing leaks.
     config = AutoConfig.from_pretrained(path, local_files_only=True)
-    kind = _model_kind(config)
-    cls = Qwen2_5_VLForConditionalGeneration if kind == "qwen2_5_vl" else AutoModelForCausalLM
-    model = cls.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation,
-                                local_files_only=True).to(device).eval()
+    cls = _model_class(config)
+    if meta:
+        with torch.device("meta"):
+            model = cls._from_config(config, dtype=dtype, attn_implementation=attn_implementation).eval()
+    else:
+        model = cls.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation,
+                                    local_files_only=True).to(device).eval()
+    return model, load_processor(path, model.config, min_pixels, max_pixels)
+
+
+def load_processor(path, config, min_pixels=None, max_pixels=None):
+    """The tokenizer (and, for Qwen2.5-VL, the image processor) of a model folder."""
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tok.chat_template is None and os.path.exists(os.path.join(path, "chat_template.json")):
         with open(os.path.join(path, "chat_template.json")) as f:  # older Qwen2.5-VL folders
             tok.chat_template = json.load(f)["chat_template"]
+    kind = _model_kind(config)
     improc = None
     if kind == "qwen2_5_vl":
         improc = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
-    return model, Processor(tok, improc, kind, model.config, min_pixels, max_pixels)
+    return Processor(tok, improc, kind, config, min_pixels, max_pixels)
 
 
 def save(model, proc, path):
@@ -335,6 +350,22 @@ def _token_logp(head, h, targets, T, banned):
     return logp.gather(1, targets[:, None]).squeeze(1), ent
 
 
+class Policy(torch.nn.Module):
+    """A model and the one forward training needs: the per-token log-probs of a train_batch
+    (logprobs below) as this module's forward. Why a module: under FSDP2 (vlm/training.py) it is
+    the root unit that holds the model's own parameters (embeddings, vision tower, final norm,
+    lm_head; each decoder layer is a unit of its own). Then every call gathers them exactly once,
+    whether the batch has images or not and however many chunks the head runs in, so ranks that
+    differ in those never differ in their collectives. Sampling uses `.model` itself."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, temperature=1.0, chunk=1024):
+        return _logprobs(self.model, batch, temperature, chunk)
+
+
 def logprobs(model, batch, temperature=1.0, chunk=1024):
     """Per-token log-probs (and entropies) of the completion tokens of a train_batch(), under
     softmax(logits / temperature) with the same positions and masked tokens as sampling.
@@ -342,7 +373,13 @@ def logprobs(model, batch, temperature=1.0, chunk=1024):
     a time (re-computed in backward under autograd), so (B, L, V) fp32 logits never exist.
     Returns (logp, entropy), both (B, L) fp32, nonzero only where completion_mask is 1.
     Gradients flow when called with grad enabled (sft.py, ahpo.py); wrap in torch.no_grad()
-    for old-policy log-probs."""
+    for old-policy log-probs. `model`: a model, or a Policy (then its forward runs)."""
+    if isinstance(model, Policy):
+        return model(batch, temperature, chunk)
+    return _logprobs(model, batch, temperature, chunk)
+
+
+def _logprobs(model, batch, temperature, chunk):
     b = _to(batch, model.device)
     ids, mask, comp = b["input_ids"], b["attention_mask"], b["completion_mask"]
     hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=b["position_ids"],
