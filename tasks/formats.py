@@ -24,8 +24,10 @@ MAX_PEEL = 8  # layers of enclosing markup removed at most (bounded time on '**'
 _ENCLOSING = (("```", "```"), ("**", "**"), ("__", "__"), ("*", "*"), ("`", "`"),
               ("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _FENCE_LANG = re.compile(r"[A-Za-z][\w+.-]{0,19}[ \t]*\n")
-_PREFIX = re.compile(r"(?:\*\*|__)?\s*(?:final\s+answer|answer)\s*(?:\*\*|__)?\s*[:：]\s*(?:\*\*|__)?",
-                     re.IGNORECASE)
+# A leading "Answer:" label. Runs of blanks are matched by one quantifier each, never by two
+# adjacent ones (`\s*(?:\*\*)?\s*` was quadratic in the blanks after "answer", issue 29).
+_PREFIX = re.compile(r"(?:\*\*|__)?[ \t]*(?:final[ \t]+)?answer(?:[ \t]*(?:\*\*|__))?[ \t]*[:：]\s*"
+                     r"(?:\*\*|__)?", re.IGNORECASE)
 
 
 def _unfence(inner: str) -> str:
