@@ -80,12 +80,15 @@ def region(response: str) -> str:
 
 def _last_tag(text: str, open_tag: str, close_tag: str):
     """(start, content start, content end) of the complete tag pair that starts last: the
-    last opening before the last closing. None when there is no complete pair."""
+    last opening before the last closing, up to the first closing after it. None when there
+    is no complete pair."""
     end = text.rfind(close_tag)
     if end == -1:
         return None
     start = text.rfind(open_tag, 0, end)
-    return None if start == -1 else (start, start + len(open_tag), end)
+    if start == -1:
+        return None
+    return start, start + len(open_tag), text.find(close_tag, start + len(open_tag))
 
 
 def _last_box(text: str):
