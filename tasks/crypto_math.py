@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from . import draw
+from . import draw, formats
 from ._algtrace import capped_steps
 from .base import Task, parse_literal, step
 
@@ -242,6 +242,7 @@ class CryptoMath(Task):
     name = "crypto_math"
     official = "CryptoMath"
     group = "Algorithms"
+    answer_shape = formats.MAPPING
 
     def make(self, rng, level):
         n_terms, tlen, rlen = LEVELS[level]
