@@ -21,7 +21,9 @@ The rule. A reflective model revises its answer, so the reward follows the revis
      starts later). A marker inside the chosen one starts later still, so
      `<answer>The max flow is \\boxed{8}.</answer>` is 8.
   3. No marker: the text after the last "answer is" / "answer:" (any case: "The final answer
-     is 15.") or the last ``` fenced block, whichever starts later; else the whole text.
+     is 15.") or the last ``` fenced block, whichever starts later; else the whole text. This
+     holds for the text after </think> (or a reply without one); in the reasoning only a
+     marker is an answer, and without one the answer is empty.
   Then the answer is peeled, at most MAX_DEPTH times: a marker inside it is taken by the same
   rule, \\text{...}-style wrappers are removed, and enclosing Markdown, $...$ and a leading
   "Answer:" are dropped (formats.strip_enclosing). An empty last box is an empty answer and
@@ -67,15 +69,16 @@ _WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|texttt|textsf|mathrm|math
                       r"mathtt|mathsf|operatorname|mbox|hbox)\s*\{")
 
 
-def region(response: str) -> str:
-    """The part of a reply the answer is read from (rule 1), at most TAIL characters."""
+def region(response: str) -> tuple[str, bool]:
+    """The part of a reply the answer is read from (rule 1), at most TAIL characters, and
+    whether it is the reasoning (nothing but blanks after the last </think>)."""
     k = response.rfind(_THINK_END)
     if k == -1:
-        return response[-TAIL:]
+        return response[-TAIL:], False
     after = response[k + len(_THINK_END):]
     if after and not after.isspace():
-        return after[-TAIL:]
-    return response[max(0, k - TAIL):k]
+        return after[-TAIL:], False
+    return response[max(0, k - TAIL):k], True
 
 
 def _last_tag(text: str, open_tag: str, close_tag: str):
@@ -209,8 +212,10 @@ def extract_answer(response) -> str:
     """The answer part of a model response ("" when there is none)."""
     if not isinstance(response, str):
         return ""
-    text = region(response)
+    text, reasoning = region(response)
     got = last_marker(text)
     if got is None:
+        if reasoning:
+            return ""       # in the reasoning only a marker is an answer
         got = _fallback(text)
     return _peel(got)

@@ -54,6 +54,9 @@ def records():
     ("<think>\\boxed{14}</think> \n ", "14"),
     ("<think>\\boxed{14}</think></think>So: 15", "So: 15"),          # the last </think>
     ("<think>\\boxed{14}</think> 15", "15"),
+    ("<think>I reason and forget to answer</think>", ""),            # in the reasoning only a
+    ("<think>so the answer is 15</think>", ""),                       # marker is an answer
+    ("<think>Final Answer: 15</think>", "15"),
     ("So the answer is 15.", "15."),                                 # no marker: 'answer is'
     ("The answer is 14. Checking again... the answer is: 15", "15"),
     ("let me check the answer: 14 again\n\\boxed{15}", "15"),
