@@ -30,7 +30,7 @@ def score(response, record: dict) -> bool:
         task = task_of(record)
         if answer_only(record):
             return same_answer(extract_answer(response), record["answer"],
-                               keep_dot=task.dot_is_cell)
+                               keep_dot=task.dot_is_cell, shape=task.answer_shape)
         state = state_of(record, task)
         return task.verify(extract_answer(response), state)
     except Exception:

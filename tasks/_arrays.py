@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from . import draw
+from . import draw, formats
 from .base import Task, parse_int, parse_literal
 
 # (max value, min length, max length) per level, from the spec.
@@ -22,6 +22,7 @@ class ArrayTask(Task):
     index_noun = "index"   # what the number under a bar is: "day", "position", "paper"
     rules = ""             # the problem statement, own words
     caption = ""
+    answer_shape = formats.NUMBER
 
     def draw_values(self, rng: random.Random, level: int) -> list[int]:
         vmax, lo, hi = self.levels[level]

@@ -8,6 +8,7 @@ many times on one instance solves it once.
 """
 from __future__ import annotations
 
+from . import formats
 from ._graphs import (Graph, GraphTask, adjacency_lines, cached, components, is_connected,
                       make_state, parse_vertex_list, random_connected, render_plain, says_no)
 from .base import step
@@ -273,6 +274,7 @@ def bipartition(g: Graph):
 
 class WalkTask(GraphTask):
     """A vertex-list-or-`No` graph task. Subclasses: levels, closed, _find, valid, generate."""
+    answer_shape = formats.WALK
     closed = False
     levels: dict = {}
     what = ""            # "Hamiltonian path", ...

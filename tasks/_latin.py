@@ -18,6 +18,7 @@ from __future__ import annotations
 import operator
 import re
 
+from . import formats
 from .base import Task, parse_literal, step
 from .formats import grid_text
 
@@ -561,6 +562,7 @@ def format_example(n: int) -> str:
 
 class LatinTask(Task):
     """An n x n Latin square with extra clues; the answer is the filled grid as a 2D list."""
+    answer_shape = formats.GRID
     group = "Puzzles"
 
     def size(self, state) -> int:

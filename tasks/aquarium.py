@@ -14,6 +14,7 @@ from the top-left cell, as in the official prompt.
 from __future__ import annotations
 
 
+from . import formats
 from ._shade import Search, Trace, board, capped_steps, parse_pairs
 from .base import Task, parse_literal, step
 
@@ -48,6 +49,7 @@ class Aquarium(Task):
     name = "aquarium"
     official = "aquarium"
     group = "Puzzles"
+    answer_shape = formats.CELLS
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):

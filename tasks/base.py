@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .formats import clean, spaced
+from .formats import read_answer
 
 GROUPS = ("Algorithms", "Graphs", "Puzzles", "Games")
 LEVELS = (1, 2, 3, 4, 5)
@@ -64,6 +64,7 @@ class Task:
     group: str = ""         # one of GROUPS
     n_images: int = 1       # images per instance (graph isomorphism: 2)
     dot_is_cell: bool = False  # answers write cells as '.', so a trailing '.' is not a full stop
+    answer_shape: str = ""     # one of formats.SHAPES: which spelling rules read its answers
 
     # ---- to implement -------------------------------------------------------------------
     def make(self, rng: random.Random, level: int) -> tuple[Any, Any, dict]:
@@ -127,8 +128,9 @@ class Task:
             return False
         if len(answer) > MAX_ANSWER_CHARS:
             return False
-        # presentation only (emphasis, fences, $, a full stop, LaTeX spacing): see formats.py
-        answer = spaced(clean(answer, keep_dot=self.dot_is_cell))
+        # presentation only (fullwidth forms, emphasis, $, LaTeX layout, arrows, and the
+        # rules of the answer's shape): see formats.py
+        answer = read_answer(answer, self.answer_shape, keep_dot=self.dot_is_cell)
         if not answer:
             return False
         try:

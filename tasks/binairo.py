@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from itertools import product
 
-from . import draw
+from . import draw, formats
 from ._latin import Budget, Constraint, Contradiction, GridCSP, parse_int_grid, trace_steps
 from .base import Task, parse_literal, step
 
@@ -149,6 +149,7 @@ class Binairo(Task):
     name = "binairo"
     official = "binairo"
     group = "Puzzles"
+    answer_shape = formats.GRID
 
     def make(self, rng, level):
         target = GIVENS[level]

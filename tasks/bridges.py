@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from . import draw
+from . import draw, formats
 from ._paths import only_separators
 from .base import Task, parse_literal, step
 
@@ -179,6 +179,7 @@ class Bridges(Task):
     name = "bridges"
     official = "bridges"
     group = "Puzzles"
+    answer_shape = formats.EDGES
 
     def make(self, rng, level):
         lo, hi, n = LEVELS[level]

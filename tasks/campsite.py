@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+from . import formats
 from ._shade import Search, Trace, board, capped_steps, parse_pairs
 from .base import Task, parse_literal, step
 
@@ -43,6 +44,7 @@ class Campsite(Task):
     name = "campsite"
     official = "campsite"
     group = "Puzzles"
+    answer_shape = formats.CELLS
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):

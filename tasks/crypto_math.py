@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import re
 
-from . import draw
+from . import draw, formats
 from ._algtrace import capped_steps
 from .base import Task, parse_literal, step
 
 # level -> (number of terms, digits per term, digits of the result)
 LEVELS = {1: (2, 3, 4), 2: (2, 4, 5), 3: (3, 3, 4), 4: (3, 4, 5), 5: (3, 5, 6)}
 MAX_ANSWER_CHARS = 400
-_ITEM = r"""["']?([A-Za-z])["']?[:=]["']?(\d)["']?"""
-_ANSWER_RE = re.compile(rf"(?:{_ITEM}[,;]?)+")
-_ITEM_RE = re.compile(_ITEM)
+# Read after quotes and whitespace are removed (`"A": 5` is `A:5`). Each item is letter, ':' or
+# '=', digit, then an optional ',' or ';' that can never start the next item: one way to match,
+# linear time. (Optional quotes on both sides of an item could end one item or start the next:
+# 2^k ways to fail on k items, and 30 items never finished - issue 29.)
+_ITEM_RE = re.compile(r"([A-Za-z])[:=](\d)")
+_ANSWER_RE = re.compile(r"(?:[A-Za-z][:=]\d[,;]?)+")
+_NO_QUOTES = str.maketrans("", "", "'\"")
 
 
 def parse_equation(eq: str):
@@ -220,7 +224,7 @@ def parse_assignment(text: str) -> dict | None:
     letter appears twice."""
     if len(text) > MAX_ANSWER_CHARS:
         return None
-    t = "".join(text.split())
+    t = "".join(text.split()).translate(_NO_QUOTES)
     if t[:1] == "{" and t[-1:] == "}":
         t = t[1:-1]
     if not _ANSWER_RE.fullmatch(t):
@@ -238,6 +242,7 @@ class CryptoMath(Task):
     name = "crypto_math"
     official = "CryptoMath"
     group = "Algorithms"
+    answer_shape = formats.MAPPING
 
     def make(self, rng, level):
         n_terms, tlen, rlen = LEVELS[level]

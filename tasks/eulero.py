@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from . import draw
+from . import draw, formats
 from ._latin import Budget, Constraint, Contradiction, GridCSP, trace_steps
 from .base import Task, parse_literal, step
 from .formats import grid_text
@@ -200,6 +200,7 @@ class Eulero(Task):
     name = "eulero"
     official = "eulero"
     group = "Puzzles"
+    answer_shape = formats.GRID
 
     def make(self, rng, level):
         n, blanks = LEVELS[level]

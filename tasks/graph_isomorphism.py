@@ -15,6 +15,7 @@ adjacency blocks.
 """
 from __future__ import annotations
 
+from . import formats
 from ._graphs import (Graph, GraphTask, adjacency_from_lines, adjacency_lines, cached,
                       is_connected,
                       make_state, normalise, random_connected, relabel, render_plain)
@@ -111,6 +112,7 @@ class GraphIsomorphism(GraphTask):
     name = "graph_isomorphism"
     official = "graph_isomorphism"
     n_images = 2
+    answer_shape = formats.YES_NO
 
     def make(self, rng, level):
         n = NODES[level]

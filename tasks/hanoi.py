@@ -22,7 +22,7 @@ checking is bounded).
 """
 from __future__ import annotations
 
-from . import draw
+from . import draw, formats
 from ._games import cap, parse_pairs
 from .base import Task, parse_literal, step
 
@@ -102,6 +102,7 @@ class Hanoi(Task):
     name = "hanoi"
     official = "hanoi"
     group = "Games"
+    answer_shape = formats.PAIRS
 
     def make(self, rng, level):
         n, lo, hi = LEVELS[level]

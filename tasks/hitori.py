@@ -13,6 +13,7 @@ list and tuple spellings `[(r, c), ...]`, `[[r, c], ...]` are read too.
 from __future__ import annotations
 
 
+from . import formats
 from ._shade import Search, Trace, board, capped_steps, connected, cut_cells, parse_pairs
 from .base import Task, parse_literal, step
 
@@ -46,6 +47,7 @@ class Hitori(Task):
     name = "hitori"
     official = "hitori"
     group = "Puzzles"
+    answer_shape = formats.CELLS
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):

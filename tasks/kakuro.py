@@ -23,7 +23,7 @@ from functools import lru_cache
 from itertools import combinations
 from types import SimpleNamespace
 
-from . import draw
+from . import draw, formats
 from ._shade import Search, Trace, capped_steps
 from .base import Task, parse_literal, step
 
@@ -84,6 +84,7 @@ class Kakuro(Task):
     name = "kakuro"
     official = "kakuro"
     group = "Puzzles"
+    answer_shape = formats.CELL_VALUES
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):

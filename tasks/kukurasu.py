@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from itertools import product
 
-from . import draw
+from . import draw, formats
 from ._latin import GridCSP, TupleConstraint, count_solutions, parse_int_grid, trace_steps
 from .base import Task, parse_literal, step
 
@@ -60,6 +60,7 @@ class Kukurasu(Task):
     name = "kukurasu"
     official = "Kukurasu"
     group = "Puzzles"
+    answer_shape = formats.GRID
 
     def make(self, rng, level):
         n = SIZES[level]

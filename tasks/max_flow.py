@@ -14,7 +14,7 @@ from collections import deque
 
 from PIL import ImageDraw
 
-from . import draw
+from . import draw, formats
 from ._graphs import Graph, GraphTask, adjacency_lines, cached, make_state, render_graph
 from .base import parse_int, step
 
@@ -88,6 +88,7 @@ class MaxFlow(GraphTask):
     official = "max_flow"
     directed = True
     weighted = True
+    answer_shape = formats.NUMBER
 
     def make(self, rng, level):
         nl, (wlo, whi), cmax = LEVELS[level]

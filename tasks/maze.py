@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from . import draw
+from . import draw, formats
 from ._games import DIRS, cap, label_grid, parse_moves
 from .base import Task, step
 
@@ -123,6 +123,7 @@ class MazeTask(Task):
     name = "maze"
     official = "maze"
     group = "Games"
+    answer_shape = formats.MOVES
 
     def make(self, rng, level):
         n = SIZES[level]

@@ -23,7 +23,7 @@ it equals the generator's mine set.
 """
 from __future__ import annotations
 
-from . import draw
+from . import draw, formats
 from ._games import cap, label_grid, parse_pairs
 from .base import Task, step
 
@@ -172,6 +172,7 @@ class Minesweeper(Task):
     name = "minesweeper"
     official = "minesweeper"
     group = "Games"
+    answer_shape = formats.CELLS
 
     def make(self, rng, level):
         n, k, frac = LEVELS[level]

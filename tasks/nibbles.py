@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import re
 
-from . import draw
+from . import draw, formats
 from ._games import DIRS, OPPOSITE, cap, label_grid, parse_moves
 from .base import Task, step
 
@@ -149,6 +149,7 @@ class Nibbles(Task):
     name = "nibbles"
     official = "nibbles"
     group = "Games"
+    answer_shape = formats.MOVES
 
     def make(self, rng, level):
         size, n_apples = LEVELS[level]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import draw
+from . import draw, formats
 from ._shade import Search, Trace, board, capped_steps
 from .base import Task, parse_literal, step
 from .formats import grid_text
@@ -59,6 +59,7 @@ class Nonogram(Task):
     official = "nonogram"
     group = "Puzzles"
     dot_is_cell = True      # '.' is an empty cell: 'X.X.' ends with a cell, not a full stop
+    answer_shape = formats.GRID
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):
@@ -185,7 +186,12 @@ class Nonogram(Task):
             return None
         if t.startswith("[") and t.endswith("]"):
             v = parse_literal(t)
-            if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+            if not isinstance(v, (list, tuple)):
+                return None
+            # rows as strings ["X.X", ...] or as lists of cells [["X", ".", "X"], ...]
+            v = ["".join(x) if isinstance(x, (list, tuple)) and all(isinstance(c, str) for c in x)
+                 else x for x in v]
+            if not all(isinstance(x, str) for x in v):
                 return None
             lines = list(v)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from . import draw
+from . import draw, formats
 from ._paths import neighbours4
 from .base import Task, parse_int, parse_literal, step
 from .formats import grid_text
@@ -231,6 +231,7 @@ class Numbrix(Task):
     name = "numbrix"
     official = "numbrix"
     group = "Puzzles"
+    answer_shape = formats.GRID
 
     def make(self, rng, level):
         n = SIZES[level]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from . import draw
+from . import draw, formats
 from ._paths import DIRS4, only_separators
 from .base import Task, parse_literal, step
 
@@ -416,6 +416,7 @@ class Shingoki(Task):
     name = "shingoki"
     official = "shingoki"
     group = "Puzzles"
+    answer_shape = formats.EDGES
 
     def make(self, rng, level):
         n = SIZES[level]

@@ -16,7 +16,7 @@ from fractions import Fraction
 from ._graphs import (Graph, GraphTask, adjacency_lines, cached, grid_candidates, grid_cols,
                       grid_positions, is_grid_local, make_state, render_graph,
                       spanning_subgraph)
-from . import draw
+from . import draw, formats
 from .base import parse_number, step
 
 # level: (nodes, max weight, probability of each non-tree grid edge, least hops on the answer path)
@@ -62,6 +62,7 @@ class ShortestPath(GraphTask):
     name = "shortest_path"
     official = "shortest_distance_weighted"
     weighted = True
+    answer_shape = formats.NUMBER
 
     def make(self, rng, level):
         n, wmax, p, min_hops = LEVELS[level]

@@ -25,7 +25,7 @@ than optimal answers pass (no cap besides 5000 moves, so that checking is bounde
 """
 from __future__ import annotations
 
-from . import draw
+from . import draw, formats
 from ._games import DIRS, cap, parse_moves
 from .base import Task, parse_literal, step
 
@@ -236,6 +236,7 @@ class SlidingPuzzle(Task):
     name = "slidingpuzzle"
     official = "slidingpuzzle"
     group = "Games"
+    answer_shape = formats.MOVES
 
     def make(self, rng, level):
         n, lo, hi = LEVELS[level]

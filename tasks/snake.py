@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from . import draw
+from . import draw, formats
 from ._paths import DIRS4, parse_pairs
 from .base import Task, parse_literal, step
 
@@ -205,6 +205,7 @@ class Snake(Task):
     name = "snake"
     official = "snake"
     group = "Puzzles"
+    answer_shape = formats.PAIRS
 
     def make(self, rng, level):
         for _ in range(300):

@@ -24,7 +24,7 @@ import heapq
 from collections import deque
 from itertools import permutations
 
-from . import draw
+from . import draw, formats
 from ._games import cap, label_grid, parse_moves
 from .base import Task, step
 
@@ -305,6 +305,7 @@ class Sokoban(Task):
     name = "sokoban"
     official = "sokoban"
     group = "Games"
+    answer_shape = formats.MOVES
 
     # ---- generation -----------------------------------------------------------------
     def _room(self, rng, H, W, frac):

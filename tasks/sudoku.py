@@ -9,7 +9,7 @@ asks for, the pass restarts with a new order (measured: about 2 passes on averag
 """
 from __future__ import annotations
 
-from . import draw
+from . import draw, formats
 from ._latin import Budget, GridCSP, latin_units, parse_int_grid, trace_steps
 from .base import Task, parse_literal, step
 
@@ -55,6 +55,7 @@ class Sudoku(Task):
     name = "sudoku"
     official = "sudoku"
     group = "Puzzles"
+    answer_shape = formats.GRID
 
     def make(self, rng, level):
         target = GIVENS[level]

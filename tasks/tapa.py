@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from . import draw
+from . import draw, formats
 from ._shade import Search, Trace, board, capped_steps, components, connected, cut_cells, parse_pairs
 from .base import Task, parse_literal, step
 
@@ -88,6 +88,7 @@ class Tapa(Task):
     name = "tapa"
     official = "tapa"
     group = "Puzzles"
+    answer_shape = formats.CELLS
 
     # ---- generation ---------------------------------------------------------------------------
     def make(self, rng, level):

@@ -9,6 +9,7 @@ State: the official out-adjacency dict, e.g. `{'0': [3], '1': [0, 4], ...}`.
 """
 from __future__ import annotations
 
+from . import formats
 from ._graphs import (Graph, GraphTask, adjacency_lines, grid_candidates, make_state,
                       parse_vertex_list, render_plain, spanning_subgraph)
 from .base import step
@@ -43,6 +44,7 @@ class TopologicalSort(GraphTask):
     name = "topological_sort"
     official = "topological_sort"
     directed = True
+    answer_shape = formats.VERTICES
 
     def make(self, rng, level):
         n = NODES[level]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import draw
+from . import draw, formats
 from ._algtrace import capped_steps
 from .base import Task, parse_literal, step
 
@@ -328,6 +328,7 @@ class TwentyFour(Task):
     name = "twenty_four"
     official = "24Points"
     group = "Algorithms"
+    answer_shape = formats.EXPRESSION
 
     def make(self, rng, level):
         lo, hi, distinct = LEVELS[level]

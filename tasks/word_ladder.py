@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from . import draw
+from . import draw, formats
 from ._paths import load_words
 from .base import Task, parse_literal, step
 
@@ -104,6 +104,7 @@ class WordLadder(Task):
     name = "word_ladder"
     official = "WordLadder"
     group = "Puzzles"
+    answer_shape = formats.WORDS
 
     # ---- generation and solving --------------------------------------------------------
     def make(self, rng, level):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import string
 
-from . import draw
+from . import draw, formats
 from .base import Task, parse_literal, step
 
 SIZES = {1: 5, 2: 7, 3: 10, 4: 12, 5: 15}
@@ -89,6 +89,7 @@ class WordSearch(Task):
     name = "word_search"
     official = "wordsearch"
     group = "Puzzles"
+    answer_shape = formats.WORD_AT
 
     def make(self, rng, level):
         n = SIZES[level]

@@ -26,13 +26,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ("\\boxed{\\text{a} and \\text{b}}", "a and b"),
     ("\\boxed{\\text{open}", "\\boxed{open"),                            # unclosed box: whole text
     ("\\boxed {7}", "7"),
-    ("<answer>a</answer> \\boxed{b}", "a"),                                # <answer> before boxed
-    ("<|begin_of_box|>x<|end_of_box|> <answer>y</answer>", "x"),           # box tags first
+    ("<answer>a</answer> \\boxed{b}", "b"),                                # issue 29: the last marker
+    ("<|begin_of_box|>x<|end_of_box|> <answer>y</answer>", "y"),           # wins, of any kind
     ("<|begin_of_box|>1<|end_of_box|><|begin_of_box|>2<|end_of_box|>", "2"),
     ("<answer>1</answer><answer>2</answer>", "2"),
     ("blah Answer: 5\nAnswer: 6 ", "6"),
     ("**Answer:** up down", "up down"),
-    ("<think>Answer: 3</think> 4", "3</think> 4"),                         # rule 4 wins over rule 5
+    ("<think>Answer: 3</think> 4", "4"),                                   # text after </think> first
     ("just 17", "just 17"),                                                # whole response
     ("<think>long thought</think>\n 9 ", "9"),
     ("\\boxed{}", ""),
