@@ -258,7 +258,10 @@ def test_resume_equals_an_uninterrupted_run(toy):
     assert _metrics(toy / "full/metrics.jsonl")[-1]["reward_mean"] == _metrics(toy / "cut/metrics.jsonl")[-1]["reward_mean"]
 
 
-def test_ddp_two_processes_equal_one(tmp_path):
+@pytest.mark.parametrize("dp_shard", ["2", "1"])
+def test_two_processes_equal_one(tmp_path, dp_shard):
+    """FSDP2 on two ranks, sharded (--dp-shard 2) or replicated (1): rollouts sampled on the
+    gathered model, the gate's expert rows and LUFFY-free micro-batches padded to equal counts."""
     # A real task (registered in every process): buy_sell_stock, text-only, tiny VL model.
     import synth
     synth.main(["--split", "train", "--tasks", "buy_sell_stock", "--levels", "1", "--count", "8",
@@ -277,7 +280,8 @@ def test_ddp_two_processes_equal_one(tmp_path):
     subprocess.run([sys.executable, "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "one")],
                    cwd=ROOT, check=True, env={**env, "GRADS_OUT": str(tmp_path / "g1.pt")}, capture_output=True)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        f"--master_port={_free_port()}", "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "two")],
+                        f"--master_port={_free_port()}", "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "two"),
+                        "--dp-shard", dp_shard],
                        cwd=ROOT, env={**env, "GRADS_OUT": str(tmp_path / "g2.pt")}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     # the first step's summed gradient, before any optimizer step; tolerance: GRAD_RTOL's

@@ -139,6 +139,12 @@ CASES = [
     ("ahpo-records-missing", "ahpo.py", ["--records", "missing.jsonl", "--out", "runs/x"], ERROR,
      ["missing.jsonl", "not found"], "runs/x"),
     ("ahpo-rollouts-0", "ahpo.py", ["--rollouts", "0"], USAGE, ["--rollouts", "0"], None),
+    # FSDP2's flags, refused before any model loads
+    ("sft-dp-shard-not-a-divisor", "sft.py", ["--dp-shard", "3", "--batch-size", "1", "--out", "runs/x"], ERROR,
+     ["--dp-shard 3", "does not divide the 1 processes"], "runs/x"),
+    ("ahpo-offload-without-gpu", "ahpo.py", ["--offload", "--device", "cpu", "--out", "runs/x"], ERROR,
+     ["--offload", "no GPU"], "runs/x"),
+    ("sft-dp-shard-0", "sft.py", ["--dp-shard", "0"], USAGE, ["--dp-shard", "0"], None),
     ("ahpo-model-no-weights", "ahpo.py", ["--model", "no_weights", "--out", "runs/x"], ERROR,
      ["no_weights", "weights"], "runs/x"),
     # elicit

@@ -194,6 +194,30 @@ def test_long_traces_are_refused_or_dropped_never_cut(data, capsys):
     assert _metrics(data / "long/metrics.jsonl")[0]["tokens"] == want
 
 
+def test_bf16_two_processes_agree_with_one_within_bf16_rounding(data):
+    """--dtype bfloat16: one process trains bf16 weights with MasterAdamW's fp32 masters, two train
+    fp32 shards computing in bf16 (MixedPrecisionPolicy). Step 1 runs the same bf16 weights on the
+    same tokens: its loss agrees to bf16's own summation noise. The next steps apply updates
+    that differ by bf16 rounding of the gradients (u = 2^-8 = 3.9e-3 per value: one path
+    accumulates micro-batches in bf16, the other in fp32): 1e-2 of a loss is a few such
+    roundings, while a lost micro-batch or an averaged gradient moves it by far more. final/ is
+    written in bf16 either way."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ("--max-steps", "3", "--batch-size", "4", "--micro-batch-size", "1", "--dtype", "bfloat16")
+    r = subprocess.run([sys.executable, "sft.py", *_args(data, "bf16-one", *common)], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _torchrun(2, "sft.py", *_args(data, "bf16-two", *common), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = _metrics(data / "bf16-one/metrics.jsonl"), _metrics(data / "bf16-two/metrics.jsonl")
+    assert a[0]["loss"] == pytest.approx(b[0]["loss"], rel=1e-4)
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-2)
+    from safetensors.torch import load_file
+    for run in ("bf16-one", "bf16-two"):
+        assert {t.dtype for t in load_file(data / run / "final/model.safetensors").values()} == {torch.bfloat16}
+
+
 def test_checkpoint_of_four_processes_resumes_at_two_and_one(data):
     """DCP: a run of 4 processes (full shard) checkpoints at step 2 of 3; the same folder then
     resumes at 2 processes (--dp-shard 2 and 1) and at 1, each saying so in one line; step 3's

@@ -358,12 +358,13 @@ class Policy(torch.nn.Module):
     whether the batch has images or not and however many chunks the head runs in, so ranks that
     differ in those never differ in their collectives. Sampling uses `.model` itself."""
 
-    def __init__(self, model):
+    def __init__(self, model, device=None):
         super().__init__()
         self.model = model
+        self.device = device   # where the inputs go: the model's, unless its weights live elsewhere (--offload)
 
     def forward(self, batch, temperature=1.0, chunk=1024):
-        return _logprobs(self.model, batch, temperature, chunk)
+        return _logprobs(self.model, batch, temperature, chunk, self.device)
 
 
 def logprobs(model, batch, temperature=1.0, chunk=1024):
@@ -379,8 +380,8 @@ def logprobs(model, batch, temperature=1.0, chunk=1024):
     return _logprobs(model, batch, temperature, chunk)
 
 
-def _logprobs(model, batch, temperature, chunk):
-    b = _to(batch, model.device)
+def _logprobs(model, batch, temperature, chunk, device=None):
+    b = _to(batch, device or model.device)
     ids, mask, comp = b["input_ids"], b["attention_mask"], b["completion_mask"]
     hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=b["position_ids"],
                               use_cache=False, **_vision_inputs(b)).last_hidden_state

@@ -276,7 +276,7 @@ def load_sharded(path, rank, mesh, device, compute_dtype, offload, pixels, freez
     # meta ranks), by module: each is sent from rank 0 and set on the compute device
     slots = [(mod, b) for _, mod in model.named_modules() for b, t in mod._buffers.items() if t is not None]
     values = [mod._buffers[b].clone() for mod, b in slots] if rank == 0 else None
-    policy = modelio.Policy(model)
+    policy = modelio.Policy(model, device)   # offloaded weights sit in host memory: inputs go to `device`
     units = shard(policy, mesh, compute_dtype, offload)
     policy.to_empty(device="cpu" if offload else device)   # offloaded shards live in CPU memory
     set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
