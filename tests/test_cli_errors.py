@@ -139,6 +139,12 @@ CASES = [
     ("ahpo-records-missing", "ahpo.py", ["--records", "missing.jsonl", "--out", "runs/x"], ERROR,
      ["missing.jsonl", "not found"], "runs/x"),
     ("ahpo-rollouts-0", "ahpo.py", ["--rollouts", "0"], USAGE, ["--rollouts", "0"], None),
+    # a micro-batch budget that cannot hold one row: refused before any step, never cut
+    ("sft-micro-batch-tokens-too-small", "sft.py", ["--micro-batch-tokens", "10", "--batch-size", "1", "--text-only",
+     "--model", "model_a", "--out", "runs/x"], ERROR, ["--micro-batch-tokens 10", "tokens (prompt + completion) does not fit"], "runs/x"),
+    ("ahpo-micro-batch-tokens-too-small", "ahpo.py", ["--micro-batch-tokens", "10", "--model", "model_a", "--out",
+     "runs/x"], ERROR,
+     ["--micro-batch-tokens 10", "would not fit", "raise --micro-batch-tokens to"], "runs/x"),
     # FSDP2's flags, refused before any model loads
     ("sft-dp-shard-not-a-divisor", "sft.py", ["--dp-shard", "3", "--batch-size", "1", "--out", "runs/x"], ERROR,
      ["--dp-shard 3", "does not divide the 1 processes"], "runs/x"),
