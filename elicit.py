@@ -35,7 +35,7 @@ from collections import Counter, defaultdict
 import tasks
 from harness import cli, client, runs
 from harness.jsonl import read_records
-from harness.progress import Progress
+from harness.progress import Progress, quiet_libraries
 from tasks import extract_answer, record_images, state_of
 from tasks.base import ANCHOR_KINDS
 
@@ -338,6 +338,7 @@ MAY_DIFFER = ("limit", "url", "concurrency", "timeout", "retries", "backoff", "c
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading bars too (the model rewriter)
     if not os.path.exists(args.records):
         sys.exit(f"error: {args.records} not found (make it with: python synth.py --split train)")
     records, errors = read_records(args.records)

@@ -48,7 +48,7 @@ import time
 import tasks
 from harness import cli, client, runs
 from harness.jsonl import jsonl_rows, open_append, read_records
-from harness.progress import Progress
+from harness.progress import Progress, quiet_libraries
 from harness.report import write_outputs, write_report
 from tasks import extract_answer, score
 from tasks.records import BOX_REQUEST
@@ -689,6 +689,7 @@ def from_model(args, records, root, problems):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too (model mode)
     # ---- data first: records, then predictions; nothing is written before both are checked ----
     records, problems = load_records(args.records, need_images=not args.text_only and (
         not args.predictions or bool(args.export_requests)))
