@@ -86,7 +86,12 @@ def parse_args(argv=None):
     g.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""),
                    help="bearer token (default: $OPENAI_API_KEY; never written to disk)")
     g.add_argument("--concurrency", type=cli.positive_int, default=16, help="requests in flight")
-    g.add_argument("--timeout", type=cli.positive_float, default=600.0, help="seconds per request")
+    g.add_argument("--timeout", type=cli.positive_float, default=600.0,
+                   help="seconds a request may go without a byte of the reply")
+    g.add_argument("--deadline", type=cli.positive_float, default=7200.0,
+                   help="seconds one request may take in all, however its bytes trickle in")
+    g.add_argument("--max-retry-wait", type=cli.nonneg_float, default=600.0,
+                   help="seconds, the longest Retry-After honoured; longer fails the request (a rerun asks again)")
     g.add_argument("--retries", type=cli.nonneg_int, default=4, help="retries per request")
     g.add_argument("--backoff", type=cli.nonneg_float, default=2.0,
                    help="seconds, first retry delay, doubled each time")
@@ -174,7 +179,7 @@ class EndpointRewriter:
     def __init__(self, args):
         self.args = args
         self.client = client.Client(args.url, args.api_key, timeout=args.timeout, retries=args.retries,
-                                    backoff=args.backoff)
+                                    backoff=args.backoff, deadline=args.deadline, max_wait=args.max_retry_wait)
         self.cache, self.hits = {}, 0
         if os.path.exists(args.cache):
             with open(args.cache, encoding="utf-8") as f:
@@ -329,11 +334,12 @@ def run_json_path(args):
     return re.sub(r"\.jsonl$", "", args.out) + ".run.json"
 
 
-# settings a rerun may change and still add to the same traces file: where and how fast
-# requests go, and how many records are taken. The records file may grow (a larger pool):
-# an id is a pure function of (task, level, seed), and finished ids are skipped.
+# settings a rerun may change and still add to the same traces file: where and how fast (or how
+# patiently: the deadline, the longest Retry-After) requests go, and how many records are taken.
+# The records file may grow (a larger pool): an id is a pure function of (task, level, seed), and
+# finished ids are skipped.
 MAY_DIFFER = ("limit", "url", "concurrency", "timeout", "retries", "backoff", "cache", "device",
-              "overwrite", "input records", "quiet")
+              "overwrite", "input records", "quiet", "deadline", "max_retry_wait")
 
 
 def main(argv=None):
