@@ -20,13 +20,17 @@ modes are reported separately. The endpoint mode sends exactly what --export-req
 Writes to --out (default runs/eval/<model, endpoint model or predictions name>, -text with --text-only):
   predictions.jsonl  one line per record: id, task, level, response, extracted, correct; and
                      missing (no prediction), failed + error (the request failed), reasoning,
-                     usage and latency_s (endpoint), answer_only (an official record scored by
-                     its own answer)
+                     finish_reason, usage, latency_s, model and invalid_utf8 (endpoint),
+                     answer_only (an official record scored by its own answer)
   summary.json       overall (percent), per group, per task, per level, the selection, counts
-                     (missing, failed), usage and latency totals, problems
-  table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
-  report.html        the same, then every instance (image, question, response, verdict) with filters
+                     (missing, failed, empty, cut at max tokens, invalid UTF-8; empty and cut
+                     per task too), usage and latency totals, problems
+  table.md           the paper's Table 1 layout, then per-task (accuracy, empty, cut) and
+                     per-level breakdowns
+  report.html        the same, then every instance (image, question, reasoning, response,
+                     verdict) with filters
   run.json           the settings: arguments, model fingerprint or endpoint, input hashes
+An --out holding one of these names without a run.json was not made here and is refused.
 A killed model run resumes from its responses.rank*.jsonl, an endpoint run from its
 responses.endpoint.jsonl (one line per reply, written as it arrives): finished records are not
 redone, failed requests are retried, and only when run.json shows the same model or endpoint

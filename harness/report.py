@@ -11,8 +11,10 @@ of the tasks scored (summarise). table.md is the paper's Table 1 layout, then pe
 level (table).
 
 The page: the summary in Table 1's layout (group Txt / Img columns, overall), accuracy per
-task and per level, then one entry per instance: image (thumbnail, full size on click),
-question, response (collapsed when long), extracted answer, gold answer, verdict. Filters by
+task (with its counts of empty replies and replies cut at max tokens) and per level, then one
+entry per instance: image (thumbnail, full size on click), question, the reasoning a server
+split out (collapsed), response (collapsed when long), extracted answer, gold answer, verdict,
+and a flag on an empty or cut reply. Filters by
 group, task, level and verdict and a text search, in plain JavaScript; the filters live in the
 URL hash (report.html#task=maze&verdict=wrong), so a filtered view is a link.
 
@@ -21,7 +23,7 @@ its entry comes near the viewport (an IntersectionObserver sets its src), entrie
 are neither laid out nor painted (content-visibility: auto), and the long responses are not
 in the DOM at all: they sit in one JSON block after the page's script (the entries and the
 filters work before the browser has read it), parsed the first time a response is opened or
-the search is used.
+the search is used; long reasonings likewise, in a block of their own.
 """
 from __future__ import annotations
 
