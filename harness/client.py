@@ -231,15 +231,19 @@ def post(url, data, hdrs, timeout, deadline):
         _local.socks = None
 
 
-def decode_reply(raw: bytes, content_type: str):
+def decode_reply(raw: bytes, content_type: str, asked_stream=False):
     """(the body as JSON, invalid UTF-8 sequences replaced) of a 200. Raises RequestFailed for a
-    stream nobody asked for (not retried: the server streams by default and will again) and
-    ValueError for a body that is not JSON (retried: a proxy's error page may pass)."""
+    stream (not retried: a server that streams by default will again; this client reads whole
+    replies only) and ValueError for a body that is not JSON (retried: a proxy's error page may
+    pass)."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype == "text/event-stream":
-        raise RequestFailed('the endpoint sent a stream (Content-Type text/event-stream) that was not asked '
-                            'for; if the server streams by default, ask for "stream": false (evaluate.py: '
-                            "--extra-body '{\"stream\": false}')", 1, False, "text/event-stream", 200)
+        why = ('the request asked for one ("stream": true), and this client reads whole replies only: '
+               'remove it from the request' if asked_stream else
+               'it was not asked for; if the server streams by default, ask for "stream": false '
+               "(evaluate.py: --extra-body '{\"stream\": false}')")
+        raise RequestFailed(f"the endpoint sent a stream (Content-Type text/event-stream): {why}", 1, False,
+                            "text/event-stream", 200)
     try:
         text, bad = raw.decode("utf-8"), 0
     except UnicodeDecodeError:
@@ -338,7 +342,7 @@ class Client:
                                         f"any request: {last}; not retried", k + 1, True, last, code)
                 continue
             try:
-                body, bad = decode_reply(raw, hdrs.get("Content-Type") if hdrs else "")
+                body, bad = decode_reply(raw, hdrs.get("Content-Type") if hdrs else "", bool(payload.get("stream")))
                 content, reasoning, finish, usage = parse_reply(body)
             except RequestFailed as e:
                 raise RequestFailed(str(e), k + 1, False, e.last, e.status) from None
