@@ -10,8 +10,10 @@ the training pool from 1,000,000, and each (task, level) walks its seeds in orde
 any instance whose public state was already taken (no duplicates in a split) or belongs to
 the benchmark (no overlap: the benchmark's states are recomputed, and those in --exclude,
 default data/bench/records.jsonl, are read). Output: `records.jsonl` (one record a line, the
-official field names plus ours) and `images/<id>.png`. Work is spread over processes by
-(task, level); the output does not depend on the number of processes.
+official field names plus ours), `images/<id>.png` and `run.json` (the arguments). Work is
+spread over processes by (task, level); the output does not depend on the number of processes.
+A records.jsonl without a run.json beside it was not written here (official records copied in,
+say) and is not replaced without --overwrite.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import sys
 import time
 
 import tasks
-from harness import cli
+from harness import cli, runs
 from harness.jsonl import read_records
 from harness.progress import Progress
 from tasks import TASKS, make_record, state_of
@@ -51,6 +53,8 @@ def parse_args(argv=None):
     g.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
     g.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a records.jsonl that synth.py did not write (one without run.json beside it)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
     args.out = args.out or os.path.join("data", args.split)
@@ -135,7 +139,15 @@ def main(argv=None):
     args = parse_args(argv)
     if args.gallery:
         return gallery(args.gallery)
+    # the records are regenerated whole on every run; only a file this stage made is replaced
+    records_path = os.path.join(args.out, "records.jsonl")
+    if os.path.exists(records_path) and not os.path.exists(os.path.join(args.out, runs.RUN_FILE)) \
+            and not args.overwrite:
+        sys.exit(f"error: {records_path} exists but {os.path.join(args.out, runs.RUN_FILE)} does not: not a file "
+                 f"synth.py wrote (or its record is gone); pass --overwrite to replace it, or choose another "
+                 f"--out; nothing written")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
+    runs.write(args.out, runs.settings(args, inputs={"exclude": args.exclude}))
     exclude = excluded_hashes(args)
     jobs = [(n, lv, args, exclude.get(n, set())) for n in args.tasks for lv in args.levels]
     t0 = time.perf_counter()
@@ -157,7 +169,7 @@ def main(argv=None):
                 for r in results[(name, lv)][0]:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
                     n += 1
-    os.replace(tmp, os.path.join(args.out, "records.jsonl"))
+    os.replace(tmp, records_path)
     print(f"{'task':<22}{'group':<12}{'count':>7}{'seconds':>10}", file=sys.stderr)
     for name in args.tasks:
         cnt = sum(len(results[(name, lv)][0]) for lv in args.levels)
