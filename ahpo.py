@@ -52,7 +52,7 @@ from harness import cli, runs
 from harness.chat import read_traces
 from harness.jsonl import read_records
 from harness.plot import training_curves
-from harness.progress import Progress
+from harness.progress import Progress, quiet_libraries
 from vlm import modelio, sampler, training
 
 
@@ -453,6 +453,7 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too
     rank, world, device = training.dist_init(args.device, one_process_group=args.offload)
     master = rank == 0
     training.check_distributed(args, world, device)   # --dp-shard, --offload: before any model loads
@@ -473,7 +474,8 @@ def main(argv=None):
     settings = runs.settings(args, inputs={"records": args.records, "traces": args.traces},
                              model=training.start_model(args))
     runs.check(args.out, settings, may_differ=cli.MAY_DIFFER,
-               may_grow=("steps",) if args.schedule == "constant" else (), overwrite=args.no_resume)
+               may_grow=("steps",) if args.schedule == "constant" else (), overwrite=args.no_resume,
+               outputs=RUN_OUTPUTS)
 
     # ---- model: resume > --model > tiny offline model (vlm/training.py: setup) -------------------
     run = training.setup(args, "ahpo", rank, world, device)

@@ -36,7 +36,7 @@ import torch
 from harness import cli, runs
 from harness.chat import read_traces
 from harness.plot import training_curves
-from harness.progress import Progress
+from harness.progress import Progress, quiet_libraries
 from vlm import modelio, training
 
 
@@ -93,6 +93,7 @@ def schedule(examples, lengths, batch_size, epochs, seed):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too
     rank, world, device = training.dist_init(args.device, one_process_group=args.offload)
     master = rank == 0
     training.check_distributed(args, world, device)   # --dp-shard, --offload: before any model loads
@@ -117,7 +118,7 @@ def main(argv=None):
     # ---- the run folder: continue only a run made with the same settings (run.json is written
     # once every check has passed, below) ------------------------------------------------------
     settings = runs.settings(args, inputs={"data": args.data}, model=training.start_model(args))
-    runs.check(args.out, settings, may_differ=cli.MAY_DIFFER, overwrite=args.no_resume)
+    runs.check(args.out, settings, may_differ=cli.MAY_DIFFER, overwrite=args.no_resume, outputs=RUN_OUTPUTS)
 
     # ---- model: resume > --model > tiny offline model (vlm/training.py: setup) -------------------
     run = training.setup(args, "sft", rank, world, device)

@@ -33,6 +33,9 @@ def world(tmp_path_factory):
     _run(d, "evaluate.py", "--model", "model_a", "--text-only", "--max-new-tokens", "2",
          "--out", "runs/eval/a", check=True)
     (d / "empty_dir").mkdir()
+    (d / "foreign_run").mkdir()      # a folder with a training run's files but no run.json
+    (d / "foreign_run/metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    (d / "foreign_run/step-3").mkdir()
     (d / "no_weights").mkdir()
     (d / "no_weights/config.json").write_text("{}")
     recs = [json.loads(line) for line in open(d / "data/bench/records.jsonl")]
@@ -139,6 +142,10 @@ CASES = [
     ("ahpo-records-missing", "ahpo.py", ["--records", "missing.jsonl", "--out", "runs/x"], ERROR,
      ["missing.jsonl", "not found"], "runs/x"),
     ("ahpo-rollouts-0", "ahpo.py", ["--rollouts", "0"], USAGE, ["--rollouts", "0"], None),
+    # a folder that is not this stage's run (no run.json beside its files): refused, left as it was
+    ("sft-foreign-folder", "sft.py", ["--out", "foreign_run", "--batch-size", "1"], ERROR,
+     ["foreign_run", "metrics.jsonl", "no run.json"], None),
+    ("ahpo-foreign-folder", "ahpo.py", ["--out", "foreign_run"], ERROR, ["foreign_run", "step-3", "no run.json"], None),
     # FSDP2's flags, refused before any model loads
     ("sft-dp-shard-not-a-divisor", "sft.py", ["--dp-shard", "3", "--batch-size", "1", "--out", "runs/x"], ERROR,
      ["--dp-shard 3", "does not divide the 1 processes"], "runs/x"),

@@ -256,3 +256,20 @@ def test_checkpoint_of_four_processes_resumes_at_two_and_one(data):
                        capture_output=True, text=True)
     assert r.returncode != 0 and "lr: 0.003 -> 0.5" in r.stderr.strip().splitlines()[-1]
     assert sorted(os.listdir(data / "d4-at1")) == before
+
+
+def test_quiet_silences_transformers_bars(data, tmp_path):
+    """sft.py --quiet: no progress line of ours and none of transformers' ("Loading weights" when
+    the model loads, "Writing model shards" when final/ is saved); without it both are there, so
+    this test can fail."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    err = {}
+    for quiet in (False, True):
+        p = subprocess.run([sys.executable, "sft.py", *_args(data, f"quiet{int(quiet)}", "--max-steps", "1"),
+                            *(["--quiet"] if quiet else [])], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        err[quiet] = p.stderr
+    assert "Writing model shards" in err[False] and "Loading weights" in err[False], err[False][-2000:]
+    assert "Writing model shards" not in err[True] and "Loading weights" not in err[True], err[True][-2000:]
+    assert "it/s]" not in err[True]
