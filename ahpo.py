@@ -45,15 +45,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 import tasks
 from harness import cli, runs
 from harness.chat import read_traces
 from harness.jsonl import read_records
 from harness.plot import training_curves
 from harness.progress import Progress
-from vlm import modelio, sampler, training
 
 
 # ---- the methods of Table 2, as one table ------------------------------------------------------------
@@ -133,6 +130,16 @@ def parse_args(argv=None):
                      "runs/sft-<that> for a baseline started from runs/sft/final)", save_every=10)
     return p.parse_args(argv)
 
+
+if __name__ == "__main__":
+    # `--help` and a bad flag answer before torch and transformers load (seconds; the parser and
+    # MODES need neither: MODES calls torch only inside its functions); main() parses again,
+    # which costs nothing next to that
+    parse_args()
+
+import torch  # noqa: E402
+
+from vlm import modelio, sampler, training  # noqa: E402
 
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget may grow when the schedule is constant: the prompt order of

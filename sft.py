@@ -31,13 +31,10 @@ import random
 import sys
 import time
 
-import torch
-
 from harness import cli, runs
 from harness.chat import read_traces
 from harness.plot import training_curves
 from harness.progress import Progress
-from vlm import modelio, training
 
 
 def parse_args(argv=None):
@@ -61,6 +58,15 @@ def parse_args(argv=None):
     cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
     return p.parse_args(argv)
 
+
+if __name__ == "__main__":
+    # `--help` and a bad flag answer before torch and transformers load (seconds; the parser
+    # needs neither); main() parses again, which costs nothing next to that
+    parse_args()
+
+import torch  # noqa: E402
+
+from vlm import modelio, training  # noqa: E402
 
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget is not among them: the cosine schedule spans it.
