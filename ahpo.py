@@ -159,7 +159,7 @@ def parse_args(argv=None):
     cli.output_flags(p.add_argument_group("output"), None,
                      "output folder (default: runs/<mode>, runs/ahpo-sft for mode sft; "
                      "runs/sft-<that> for a baseline started from runs/sft/final)", save_every=10)
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
     problem = check_method(args)
     if problem:
         p.error(problem)

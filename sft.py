@@ -56,7 +56,7 @@ def parse_args(argv=None):
                    help="sequences per forward pass (does not change the gradient)")
     cli.distributed_flags(p.add_argument_group("distributed"))
     cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
-    return p.parse_args(argv)
+    return cli.parse(p, argv)
 
 
 if __name__ == "__main__":

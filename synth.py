@@ -52,7 +52,8 @@ def parse_args(argv=None):
     g.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
     args.out = args.out or os.path.join("data", args.split)
     args.seed = SPLITS[args.split] if args.seed is None else args.seed
     return args
