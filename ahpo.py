@@ -163,6 +163,7 @@ def parse_args(argv=None):
     problem = check_method(args)
     if problem:
         p.error(problem)
+    cli.check_report_to(args.report_to)
     return args
 
 
@@ -179,7 +180,7 @@ from vlm import modelio, sampler, training  # noqa: E402
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget may grow when the schedule is constant: the prompt order of
 # the first k steps does not depend on the budget (prompt_order is a prefix-stable stream).
-RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", "tb", runs.RUN_FILE)
 
 
 def resolve_defaults(args):
@@ -520,7 +521,7 @@ def main(argv=None):
     prompts = check_lengths(args, run.proc, prompts, run.max_len, run.text_only, master)
     runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     schedule = prompt_order(len(prompts), args.prompts_per_step, args.steps, args.seed)
-    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
+    training.start(run, args, settings)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     bar = Progress(args.steps, f"ahpo [{args.mode}]", unit="step", quiet=args.quiet or not master,
                    start=run.start_step)

@@ -56,7 +56,9 @@ def parse_args(argv=None):
                    help="sequences per forward pass (does not change the gradient)")
     cli.distributed_flags(p.add_argument_group("distributed"))
     cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
-    return cli.parse(p, argv)
+    args = cli.parse(p, argv)
+    cli.check_report_to(args.report_to)
+    return args
 
 
 if __name__ == "__main__":
@@ -70,7 +72,7 @@ from vlm import modelio, training  # noqa: E402
 
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget is not among them: the cosine schedule spans it.
-RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", "tb", runs.RUN_FILE)
 
 
 def schedule(examples, lengths, batch_size, epochs, seed):
@@ -147,7 +149,7 @@ def main(argv=None):
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
     warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))
-    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
+    training.start(run, args, settings)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()

@@ -154,6 +154,36 @@ def distributed_flags(g):
     g.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
 
 
+# --report-to: where sft.py and ahpo.py mirror metrics.jsonl, and the import each one needs (what
+# torch.utils.tensorboard's SummaryWriter imports; wandb itself), checked before the model loads
+REPORTERS = {"tensorboard": ("tensorboard", "tensorboard.summary.writer.event_file_writer"), "wandb": ("wandb",)}
+
+
+def report_targets(s):
+    """argparse type: 'none', or comma-separated REPORTERS -> 'tensorboard', 'tensorboard,wandb'
+    (a string: run.json records it as given, and --config reads it back as a flag)."""
+    names = [x.strip() for x in s.split(",") if x.strip()]
+    if names in ([], ["none"]):
+        return "none"
+    bad = [n for n in names if n not in REPORTERS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad[0]!r} is not one of none, {', '.join(REPORTERS)}")
+    return ",".join(dict.fromkeys(names))
+
+
+def check_report_to(targets):
+    """Exit with one line if a --report-to target's package cannot be imported: before the model
+    loads (the packages are optional; nothing imports them at start-up)."""
+    import importlib
+    for name in targets.split(",") if targets != "none" else ():
+        for module in REPORTERS[name]:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise SystemExit(f"error: --report-to {name} needs the {name} package, which does not import "
+                                 f"here ({e}): pip install {name}, or drop --report-to {name}") from None
+
+
 def output_flags(g, out, out_help, save_every):
     g.add_argument("--out", default=out, help=out_help)
     g.add_argument("--save-every", type=positive_int, default=save_every, help="checkpoint every N steps")
@@ -161,14 +191,19 @@ def output_flags(g, out, out_help, save_every):
     g.add_argument("--overwrite", "--no-resume", dest="no_resume", action="store_true",
                    help="start afresh: remove this folder's earlier checkpoints, final/ and metrics")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    g.add_argument("--report-to", type=report_targets, default="none", metavar="{none,tensorboard,wandb}",
+                   help="also log every metrics.jsonl number and the run's settings to TensorBoard (<out>/tb) "
+                        "or Weights & Biases (project $WANDB_PROJECT, default mm-helix; WANDB_MODE=offline "
+                        "works), or both, comma-separated; each is an optional package")
     config_flag(g)
 
 
 # settings a rerun of sft.py or ahpo.py may change and still continue the same run: they leave
 # the maths unchanged (--dp-shard and --offload only where the numbers live and the order of
-# their sums: a checkpoint reshards onto any layout)
+# their sums: a checkpoint reshards onto any layout; --report-to only where the numbers are
+# also logged; --config is never recorded, parse() drops it, and is listed for a reader)
 MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume", "quiet",
-              "dp_shard", "offload")
+              "dp_shard", "offload", "report_to", "config")
 
 
 # ---- --config FILE: a past run's settings (or a file of the same keys) under the flags ------------

@@ -235,6 +235,17 @@ def test_one_step_of_every_mode(toy, mode, monkeypatch):
     assert moved and s["grad_norm"] > 0
 
 
+def test_report_to_tensorboard_mirrors_every_number_of_a_row(toy):
+    """ahpo's rows hold numbers and two fields that are not (mode, per_prompt): every number is a
+    scalar at its step, the others stay in metrics.jsonl only."""
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install --no-deps -r "
+                                              "requirements-test.txt)")
+    from tb_events import check_tensorboard
+    ahpo.main(_args(toy, "ahpo", 2, "--report-to", "tensorboard", "--rollouts", "2", out="tb"))
+    rows = check_tensorboard(str(toy / "tb"))
+    assert len(rows) == 2 and {"mode", "per_prompt"} <= set(rows[0])
+
+
 def test_ahpo_learns_the_toy_task(toy):
     ahpo.main(_args(toy, "ahpo", 60, "--r-hat", "2"))
     m = _metrics(toy / "ahpo/metrics.jsonl")
