@@ -122,7 +122,7 @@ def parse_args(argv=None):
     g = p.add_argument_group("data")
     g.add_argument("--records", default="data/train/records.jsonl", help="prompts (synth.py --split train)")
     g.add_argument("--traces", default="data/traces.jsonl",
-                   help="expert traces y* (elicit.py); mode grpo reads none ('none' says so)")
+                   help="expert traces y* (elicit.py); 'none' only in mode grpo, which reads no trace")
     cli.data_flags(g)
     cli.model_flags(p.add_argument_group("model"), "default: runs/sft/final, else a tiny offline model")
     g = p.add_argument_group("method")
