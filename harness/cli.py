@@ -219,8 +219,8 @@ _noted = set()
 
 def config_flag(g):
     g.add_argument("--config", metavar="FILE", default=None,
-                   help="settings from FILE: a run.json this stage wrote (elicit: <out>.run.json), or a TOML "
-                        "or JSON file of the same keys (flag names or their dest, flat or under \"args\"); "
+                   help="settings from FILE: a run.json this stage wrote (elicit: <out>.run.json), or a "
+                        "*.toml or JSON file of the same keys (flag names or their dest, flat or under \"args\"); "
                         "flags given here override it; --overwrite is never read from a file")
 
 
