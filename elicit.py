@@ -103,7 +103,8 @@ def parse_args(argv=None):
                    help="start afresh: remove the traces, rejects and report of an earlier run "
                         "(the reply cache is kept: it is keyed by the request)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
     if args.attempts is None:
         args.attempts = 1 if args.rewriter == "none" else 4
     if args.rewriter == "endpoint" and not args.url:

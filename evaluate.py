@@ -151,7 +151,8 @@ def parse_args(argv=None):
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh: drop the responses an earlier run left in --out")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
     sources = [f for f, v in (("--model", args.model), ("--endpoint", args.endpoint),
                               ("--predictions", args.predictions)) if v is not None]
     if len(sources) > 1:

@@ -31,13 +31,10 @@ import random
 import sys
 import time
 
-import torch
-
 from harness import cli, runs
 from harness.chat import read_traces
 from harness.plot import training_curves
 from harness.progress import Progress, quiet_libraries
-from vlm import modelio, training
 
 
 def parse_args(argv=None):
@@ -59,12 +56,23 @@ def parse_args(argv=None):
                    help="sequences per forward pass (does not change the gradient)")
     cli.distributed_flags(p.add_argument_group("distributed"))
     cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
-    return p.parse_args(argv)
+    args = cli.parse(p, argv)
+    cli.check_report_to(args.report_to)
+    return args
 
+
+if __name__ == "__main__":
+    # `--help` and a bad flag answer before torch and transformers load (seconds; the parser
+    # needs neither); main() parses again, which costs nothing next to that
+    parse_args()
+
+import torch  # noqa: E402
+
+from vlm import modelio, training  # noqa: E402
 
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget is not among them: the cosine schedule spans it.
-RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", "tb", runs.RUN_FILE)
 
 
 def schedule(examples, lengths, batch_size, epochs, seed):
@@ -142,7 +150,7 @@ def main(argv=None):
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
     warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))
-    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
+    training.start(run, args, settings)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()

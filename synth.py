@@ -56,7 +56,8 @@ def parse_args(argv=None):
     g.add_argument("--overwrite", action="store_true",
                    help="replace a records.jsonl that synth.py did not write (one without run.json beside it)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
     args.out = args.out or os.path.join("data", args.split)
     args.seed = SPLITS[args.split] if args.seed is None else args.seed
     return args
