@@ -17,12 +17,15 @@ import sys
 
 import pytest
 
-from test_response_styles import wrong   # a rule-breaking answer in the gold's own spelling
+pytest.importorskip("datasets", reason="the export's optional packages: pip install --no-deps -r requirements-test.txt")
+pytest.importorskip("pyarrow", reason="the export's optional packages: pip install --no-deps -r requirements-test.txt")
 
-import synth
-from harness import export as ex
-from tasks import TASKS, build_prompt, record_images, score
-from tasks import reward as rw
+from test_response_styles import wrong  # noqa: E402   # a rule-breaking answer in the gold's own spelling
+
+import synth  # noqa: E402
+from harness import export as ex  # noqa: E402
+from tasks import TASKS, build_prompt, record_images, score  # noqa: E402
+from tasks import reward as rw  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = sorted(TASKS)
