@@ -37,7 +37,12 @@ import sys
 if not __package__:
     # Loaded by file path, as verl (custom_reward_function.path) and EasyR1 (reward_function=
     # PATH:NAME) load a reward function: make this checkout's `tasks` importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, _ROOT)
+    _other = getattr(sys.modules.get("tasks"), "__file__", None)
+    if _other and os.path.dirname(os.path.abspath(_other)) != os.path.join(_ROOT, "tasks"):
+        raise ImportError(f"{__file__}: another module named 'tasks' is already loaded ({_other}); "
+                          f"load this reward as pkg://tasks.reward with {_ROOT} first on PYTHONPATH")
 
 from tasks.scoring import score  # noqa: E402  (absolute: this file also runs outside its package)
 
