@@ -45,15 +45,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 import tasks
 from harness import cli, runs
 from harness.chat import read_traces
 from harness.jsonl import read_records
 from harness.plot import training_curves
-from harness.progress import Progress
-from vlm import modelio, sampler, training
+from harness.progress import Progress, quiet_libraries
 
 
 # ---- the methods of Table 2, as one table ------------------------------------------------------------
@@ -62,12 +59,14 @@ class Mode:
     """What a method does in a step. rollouts: sample N rollouts per prompt (the on-policy term
     L_on); expert: whether it reads the expert traces y* ("none"; "optional": a prompt without one
     has xi = 0; "required"); xi: the gate, from each prompt's successes #{i : R_i = 1} and R_hat;
-    luffy: the expert trace joins its prompt's group (LUFFY) instead of an NLL term; folder: its
-    default run folder under runs/."""
+    luffy: the expert trace joins its prompt's group (LUFFY) instead of an NLL term; gated: xi
+    depends on R_hat (check_method refuses an R_hat that fixes it); folder: its default run
+    folder under runs/."""
     rollouts: bool
     expert: str
     xi: Callable
     luffy: bool = False
+    gated: bool = False
     folder: str = ""
 
 
@@ -81,7 +80,7 @@ def _always(successes, R_hat):
 
 MODES = {
     "ahpo": Mode(rollouts=True, expert="optional", xi=lambda successes, R_hat: (successes < R_hat).float(),
-                 folder="ahpo"),                                           # xi = 1[#correct < R_hat]
+                 gated=True, folder="ahpo"),                               # xi = 1[#correct < R_hat]
     "grpo": Mode(rollouts=True, expert="none", xi=_never, folder="grpo"),   # on-policy only
     "static": Mode(rollouts=True, expert="required", xi=_always, folder="static"),   # fixed hybrid
     "luffy": Mode(rollouts=True, expert="required", xi=_never, luffy=True, folder="luffy"),
@@ -89,12 +88,41 @@ MODES = {
 }
 
 
+def check_method(args):
+    """None, or one line saying why these settings train nothing the mode promises: a term that is
+    identically 0, or a mode that is another mode under its name. Run right after parsing, before
+    any file is read or model loaded. Settings a mode ignores (--r-hat outside ahpo, --gamma
+    outside luffy, --rollouts in mode sft) are not refused: their defaults are always there."""
+    mode, m = MODES[args.mode], args.mode
+    if mode.rollouts and not mode.luffy and args.n == 1:
+        # LUFFY is not refused: its group is the rollout and the expert trace (reward 1), so a
+        # failed rollout still gets A < 0 and the expert member A > 0
+        return (f"--rollouts 1: mode {m} normalises each reward within its group of N rollouts, so with one "
+                f"rollout every advantage is 0 and L_on is identically 0; use --rollouts 2 or more")
+    if args.traces == "none" and mode.expert == "required":
+        return f"--traces none: mode {m} needs expert traces (its expert term would be identically 0)"
+    if mode.gated:
+        if args.traces == "none":
+            return ("--traces none: with no expert trace xi = 0 for every prompt, so L_off is identically 0 "
+                    "and mode ahpo is GRPO: use --mode grpo")
+        if args.r_hat > args.n:
+            return (f"--r-hat {args.r_hat} > --rollouts {args.n}: a prompt has at most {args.n} successes, so "
+                    f"the gate never closes (xi = 1 always): that is static mixing, --mode static")
+        if args.r_hat == 0:
+            return ("--r-hat 0: no prompt has fewer than 0 successes, so xi = 0 always and L_off is "
+                    "identically 0: that is --mode grpo")
+    if not mode.rollouts and args.kl_coef > 0:
+        return (f"--kl-coef {args.kl_coef:g}: mode {m} samples no rollouts, and the KL term is taken on "
+                f"rollout tokens, so it is identically 0; drop --kl-coef")
+    return None
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.Help)
     g = p.add_argument_group("data")
     g.add_argument("--records", default="data/train/records.jsonl", help="prompts (synth.py --split train)")
     g.add_argument("--traces", default="data/traces.jsonl",
-                   help="expert traces y* (elicit.py); 'none': exploration only (xi = 0 always)")
+                   help="expert traces y* (elicit.py); 'none' only in mode grpo, which reads no trace")
     cli.data_flags(g)
     cli.model_flags(p.add_argument_group("model"), "default: runs/sft/final, else a tiny offline model")
     g = p.add_argument_group("method")
@@ -130,13 +158,28 @@ def parse_args(argv=None):
     cli.output_flags(p.add_argument_group("output"), None,
                      "output folder (default: runs/<mode>, runs/ahpo-sft for mode sft; "
                      "runs/sft-<that> for a baseline started from runs/sft/final)", save_every=10)
-    return p.parse_args(argv)
+    args = cli.parse(p, argv)
+    problem = check_method(args)
+    if problem:
+        p.error(problem)
+    cli.check_report_to(args.report_to)
+    return args
 
+
+if __name__ == "__main__":
+    # `--help` and a bad flag answer before torch and transformers load (seconds; the parser and
+    # MODES need neither: MODES calls torch only inside its functions); main() parses again,
+    # which costs nothing next to that
+    parse_args()
+
+import torch  # noqa: E402
+
+from vlm import modelio, sampler, training  # noqa: E402
 
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget may grow when the schedule is constant: the prompt order of
 # the first k steps does not depend on the budget (prompt_order is a prefix-stable stream).
-RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", "tb", runs.RUN_FILE)
 
 
 def resolve_defaults(args):
@@ -230,11 +273,10 @@ def load_prompts(args, master):
     if not records:
         raise SystemExit(f"error: no usable records in {args.records}")
     experts, mode = {}, MODES[args.mode]
-    use_traces = args.traces != "none" and mode.expert != "none"   # grpo never uses y* (xi = 0)
-    if args.traces == "none" and mode.expert == "required":
-        raise SystemExit(f"error: --traces none: mode {args.mode} needs expert traces")
+    # grpo never uses y* (xi = 0); every other mode has a file here (check_method refused 'none')
+    use_traces = args.traces != "none" and mode.expert != "none"
     if use_traces:
-        hint = "make it with: python elicit.py" + ("; or --traces none for exploration only (xi = 0)"
+        hint = "make it with: python elicit.py" + ("; or --mode grpo to train without expert traces"
                                                     if mode.expert == "optional" else "")
         if not os.path.isfile(args.traces):
             raise SystemExit(f"error: --traces {args.traces}: not found ({hint})")
@@ -251,8 +293,6 @@ def load_prompts(args, master):
         if master:
             print(f"{matched} of {len(records)} prompts have an expert trace ({args.traces}); "
                   f"the others are exploration only (xi = 0)", file=sys.stderr)
-    elif master and mode.expert == "optional":
-        print(f"--traces none: all {len(records)} prompts are exploration only (xi = 0)", file=sys.stderr)
     root = os.path.dirname(os.path.abspath(args.records))
     prompts = [{"record": r, "messages": tasks.messages_for(r, args.text_only, root),
                 "expert": experts.get(r["id"])} for r in records]
@@ -530,6 +570,7 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too
     rank, world, device = training.dist_init(args.device, one_process_group=args.offload)
     master = rank == 0
     training.check_distributed(args, world, device)   # --dp-shard, --offload: before any model loads
@@ -550,7 +591,8 @@ def main(argv=None):
     settings = runs.settings(args, inputs={"records": args.records, "traces": args.traces},
                              model=training.start_model(args))
     runs.check(args.out, settings, may_differ=cli.MAY_DIFFER,
-               may_grow=("steps",) if args.schedule == "constant" else (), overwrite=args.no_resume)
+               may_grow=("steps",) if args.schedule == "constant" else (), overwrite=args.no_resume,
+               outputs=RUN_OUTPUTS)
 
     # ---- model: resume > --model > tiny offline model (vlm/training.py: setup) -------------------
     run = training.setup(args, "ahpo", rank, world, device)
@@ -558,7 +600,7 @@ def main(argv=None):
     prompts = check_lengths(args, run.proc, prompts, run.max_len, run.text_only, master)
     runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     schedule = prompt_order(len(prompts), args.prompts_per_step, args.steps, args.seed)
-    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
+    training.start(run, args, settings)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     bar = Progress(args.steps, f"ahpo [{args.mode}]", unit="step", quiet=args.quiet or not master,
                    start=run.start_step)

@@ -34,8 +34,8 @@ from collections import Counter, defaultdict
 
 import tasks
 from harness import cli, client, runs
-from harness.jsonl import read_records
-from harness.progress import Progress
+from harness.jsonl import open_append, read_records
+from harness.progress import Progress, quiet_libraries
 from tasks import extract_answer, record_images, state_of
 from tasks.base import ANCHOR_KINDS
 
@@ -86,19 +86,25 @@ def parse_args(argv=None):
     g.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""),
                    help="bearer token (default: $OPENAI_API_KEY; never written to disk)")
     g.add_argument("--concurrency", type=cli.positive_int, default=16, help="requests in flight")
-    g.add_argument("--timeout", type=cli.positive_float, default=600.0, help="seconds per request")
+    g.add_argument("--timeout", type=cli.positive_float, default=600.0,
+                   help="seconds a request may go without a byte of the reply")
+    g.add_argument("--deadline", type=cli.positive_float, default=7200.0,
+                   help="seconds one request may take in all, however its bytes trickle in")
+    g.add_argument("--max-retry-wait", type=cli.nonneg_float, default=600.0,
+                   help="seconds, the longest Retry-After honoured; longer fails the request (a rerun asks again)")
     g.add_argument("--retries", type=cli.nonneg_int, default=4, help="retries per request")
     g.add_argument("--backoff", type=cli.nonneg_float, default=2.0,
                    help="seconds, first retry delay, doubled each time")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="data/traces.jsonl",
                    help="traces file (report, rejects and <name>.run.json beside it)")
-    g.add_argument("--cache", default=None, help="endpoint reply cache (default: <out>.cache.jsonl)")
+    g.add_argument("--cache", default=None, help="endpoint reply cache (default: <out minus .jsonl>.cache.jsonl)")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh: remove the traces, rejects and report of an earlier run "
                         "(the reply cache is kept: it is keyed by the request)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
     if args.attempts is None:
         args.attempts = 1 if args.rewriter == "none" else 4
     if args.rewriter == "endpoint" and not args.url:
@@ -167,23 +173,49 @@ def preflight(args):
         sys.exit(f"error: --url {problem}")
 
 
+CACHE_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def read_cache(path):
+    """{request key: reply} from the endpoint reply cache. Every line must be one this stage
+    wrote ({"key": sha256 of the request, "reply": text}): any other line means --cache names a
+    file elicit.py did not write, and the run stops (one line, before anything is written)
+    rather than append to it. A last line without its newline is one a killed run was writing:
+    ignored here, cut before the next append."""
+    cache = {}
+    if not os.path.exists(path):
+        return cache
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            ok = isinstance(obj, dict) and set(obj) == {"key", "reply"} and isinstance(obj["reply"], str) \
+                and isinstance(obj["key"], str) and CACHE_KEY.fullmatch(obj["key"])
+        except ValueError:
+            obj, ok = None, False
+        if ok:
+            cache[obj["key"]] = obj["reply"]
+        elif i == len(lines) and obj is None:
+            continue   # half-written by a killed run
+        else:
+            sys.exit(f"error: --cache {path}:{i}: not a line of elicit.py's reply cache (expected "
+                     f'{{"key": <sha256>, "reply": <text>}}); choose another --cache; nothing written')
+    return cache
+
+
 class EndpointRewriter:
     """An OpenAI-compatible /chat/completions endpoint (vLLM, SGLang...) through harness/client.py,
     with an on-disk cache of replies keyed by the request."""
 
-    def __init__(self, args):
+    def __init__(self, args, cache=None):
         self.args = args
         self.client = client.Client(args.url, args.api_key, timeout=args.timeout, retries=args.retries,
-                                    backoff=args.backoff)
-        self.cache, self.hits = {}, 0
-        if os.path.exists(args.cache):
-            with open(args.cache, encoding="utf-8") as f:
-                for i, line in enumerate(f, 1):
-                    try:
-                        obj = json.loads(line)
-                        self.cache[obj["key"]] = obj["reply"]
-                    except (ValueError, KeyError, TypeError):
-                        print(f"warning: {args.cache}:{i}: unreadable cache line ignored", file=sys.stderr)
+                                    backoff=args.backoff, deadline=args.deadline, max_wait=args.max_retry_wait)
+        self.cache, self.hits = (read_cache(args.cache) if cache is None else cache), 0
 
     calls = property(lambda self: self.client.calls)
     retried = property(lambda self: self.client.retried)
@@ -210,7 +242,7 @@ class EndpointRewriter:
             else:
                 ask.append((rid, payload))
         payloads = dict(ask)
-        with open(self.args.cache, "a", encoding="utf-8") as f:
+        with open_append(self.args.cache) as f:   # a line a killed run left half-written is cut first
             for rid, got, err in self.client.map(ask, self.args.concurrency):
                 if err is not None:
                     yield rid, None, str(err)
@@ -287,13 +319,17 @@ def report(args, out_dir):
             for line in f:
                 try:
                     obj = json.loads(line)
-                except ValueError:
-                    continue
+                    if is_kept:
+                        task, n = obj["task"], int(obj["n_tokens"])
+                    else:
+                        task, reason = obj["task"], obj["reason"]
+                except (ValueError, KeyError, TypeError):
+                    continue   # not a line of ours (load_done has said so); the report counts what is
                 if is_kept:
-                    kept[obj["task"]] += 1
-                    lens[obj["task"]].append(obj["n_tokens"])
+                    kept[task] += 1
+                    lens[task].append(n)
                 else:
-                    rej[obj["task"]][obj["reason"]] += 1
+                    rej[task][reason] += 1
     reasons = ("wrong answer", "no answer", "too long")
     lines = ["# SERG traces", "", f"rewriter: {args.rewriter}; file: {args.out}", "",
              "| task | kept | " + " | ".join(reasons) + " | kept % | mean tokens |",
@@ -329,15 +365,30 @@ def run_json_path(args):
     return re.sub(r"\.jsonl$", "", args.out) + ".run.json"
 
 
-# settings a rerun may change and still add to the same traces file: where and how fast
-# requests go, and how many records are taken. The records file may grow (a larger pool):
-# an id is a pure function of (task, level, seed), and finished ids are skipped.
+# settings a rerun may change and still add to the same traces file: where and how fast (or how
+# patiently: the deadline, the longest Retry-After) requests go, and how many records are taken.
+# The records file may grow (a larger pool): an id is a pure function of (task, level, seed), and
+# finished ids are skipped.
 MAY_DIFFER = ("limit", "url", "concurrency", "timeout", "retries", "backoff", "cache", "device",
-              "overwrite", "input records", "quiet")
+              "overwrite", "input records", "quiet", "deadline", "max_retry_wait")
+
+
+def refuse_foreign(args, old):
+    """Refuse (one line, before anything is written) a traces, rejects or report file that has
+    no run.json beside it: elicit.py did not write it (a records file named as --out, say), or
+    its record is gone; a rerun would append traces to it, or replace it. --overwrite replaces."""
+    if old is not None or args.overwrite:
+        return
+    for path in (args.out, rejects_path(args), report_path(args)):
+        if os.path.exists(path):
+            sys.exit(f"error: {path} exists but {run_json_path(args)} does not: not a file elicit.py wrote "
+                     f"(or its record is gone); pass --overwrite to replace it, or choose another --out; "
+                     f"nothing written")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading bars too (the model rewriter)
     if not os.path.exists(args.records):
         sys.exit(f"error: {args.records} not found (make it with: python synth.py --split train)")
     records, errors = read_records(args.records)
@@ -355,7 +406,9 @@ def main(argv=None):
                              model=args.model if args.rewriter == "model" else None)
     unused = () if args.rewriter != "none" else ("temperature", "max_new_tokens", "model", "batch_size",
                                               "endpoint_model")
-    runs.check(None, settings, may_differ=MAY_DIFFER + unused, overwrite=args.overwrite, run_file=run_file)
+    old = runs.check(None, settings, may_differ=MAY_DIFFER + unused, overwrite=args.overwrite, run_file=run_file)
+    refuse_foreign(args, old)
+    cache = read_cache(args.cache) if args.rewriter == "endpoint" else None
     if args.rewriter == "endpoint" and (args.overwrite or {r["id"] for r in records}
                                      - load_done(args.out) - load_done(rejects_path(args))):
         preflight(args)   # before anything is written: a dead endpoint leaves the folder as it was
@@ -379,8 +432,8 @@ def main(argv=None):
             if missing:
                 print(f"warning: {args.records}: record {r['id']}: field 'images': missing {missing[0]}",
                       file=sys.stderr)
-    rewriter = {"none": None, "endpoint": EndpointRewriter, "model": ModelRewriter}[args.rewriter]
-    rewriter = rewriter(args) if rewriter else None
+    rewriter = (None if args.rewriter == "none" else EndpointRewriter(args, cache) if args.rewriter == "endpoint"
+                else ModelRewriter(args))
     who = args.endpoint_model if args.rewriter == "endpoint" else args.model
     name = args.rewriter if args.rewriter == "none" else f"{args.rewriter}:{who}"
     info = {}

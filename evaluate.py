@@ -20,13 +20,17 @@ modes are reported separately. The endpoint mode sends exactly what --export-req
 Writes to --out (default runs/eval/<model, endpoint model or predictions name>, -text with --text-only):
   predictions.jsonl  one line per record: id, task, level, response, extracted, correct; and
                      missing (no prediction), failed + error (the request failed), reasoning,
-                     usage and latency_s (endpoint), answer_only (an official record scored by
-                     its own answer)
+                     finish_reason, usage, latency_s, model and invalid_utf8 (endpoint),
+                     answer_only (an official record scored by its own answer)
   summary.json       overall (percent), per group, per task, per level, the selection, counts
-                     (missing, failed), usage and latency totals, problems
-  table.md           the paper's Table 1 layout, then per-task and per-level breakdowns
-  report.html        the same, then every instance (image, question, response, verdict) with filters
+                     (missing, failed, empty, cut at max tokens, invalid UTF-8; empty and cut
+                     per task too), usage and latency totals, problems
+  table.md           the paper's Table 1 layout, then per-task (accuracy, empty, cut) and
+                     per-level breakdowns
+  report.html        the same, then every instance (image, question, reasoning, response,
+                     verdict) with filters
   run.json           the settings: arguments, model fingerprint or endpoint, input hashes
+An --out holding one of these names without a run.json was not made here and is refused.
 A killed model run resumes from its responses.rank*.jsonl, an endpoint run from its
 responses.endpoint.jsonl (one line per reply, written as it arrives): finished records are not
 redone, failed requests are retried, and only when run.json shows the same model or endpoint
@@ -39,6 +43,7 @@ writes nothing.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -47,14 +52,20 @@ import time
 import tasks
 from harness import cli, client, runs
 from harness.jsonl import jsonl_rows, open_append, read_records
-from harness.progress import Progress
+from harness.progress import Progress, quiet_libraries
 from harness.report import write_outputs, write_report
 from tasks import extract_answer, score
 from tasks.records import BOX_REQUEST
 
 DEFAULT_MODELS = ("runs/ahpo/final", "runs/sft/final")
 ENDPOINT_FILE = "responses.endpoint.jsonl"
-REFUSALS_TO_STOP = 5      # an endpoint run stops when its first replies are this many refusals (4xx)
+# an endpoint run stops when its first replies are this many failures that every other request
+# would get too: refusals (4xx), or the same server error (5xx) every time
+REFUSALS_TO_STOP = 5
+# the files evaluate.py writes into --out: a folder holding one of them without a run.json was not
+# made by evaluate.py (or lost its record), and is not written into without --overwrite
+OUTPUTS = ("predictions.jsonl", "summary.json", "table.md", "report.html", ENDPOINT_FILE,
+           "responses.rank*.jsonl")
 
 
 def json_object(s):
@@ -117,6 +128,12 @@ def parse_args(argv=None):
     g.add_argument("--concurrency", type=cli.positive_int, default=8, help="endpoint requests in flight")
     g.add_argument("--timeout", type=cli.positive_float, default=1800.0,
                    help="seconds an endpoint request may go without a byte of the reply")
+    g.add_argument("--deadline", type=cli.positive_float, default=7200.0,
+                   help="seconds one endpoint request may take in all, however its bytes trickle in "
+                        "(then it counts as a timeout, and is retried)")
+    g.add_argument("--max-retry-wait", type=cli.nonneg_float, default=600.0,
+                   help="seconds, the longest Retry-After honoured; a server asking for longer makes the "
+                        "request count as failed at once (a rerun asks again)")
     g.add_argument("--retries", type=cli.nonneg_int, default=5,
                    help="retries of an endpoint request (429, 5xx, resets, timeouts)")
     g.add_argument("--backoff", type=cli.nonneg_float, default=2.0,
@@ -126,22 +143,24 @@ def parse_args(argv=None):
                    "or predictions file name>, with -text for --text-only)")
     g.add_argument("--export-requests", default=None, metavar="FILE",
                    help="write the requests the endpoint mode would send (OpenAI batch format, "
-                        "custom_id = record id) to FILE and exit")
+                        "custom_id = record id) to FILE and exit; with --predictions BATCH_OUTPUT, only "
+                        "those of the records it has no answer for")
     g.add_argument("--name", default=None, help="row label in table.md (default: model/file name)")
     g.add_argument("--strict", action="store_true",
                    help="exit non-zero on any problem (skipped record, bad or unmatched prediction)")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh: drop the responses an earlier run left in --out")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
     sources = [f for f, v in (("--model", args.model), ("--endpoint", args.endpoint),
                               ("--predictions", args.predictions)) if v is not None]
     if len(sources) > 1:
         p.error(f"{' and '.join(sources)}: give one source of responses")
     if (args.endpoint or args.export_requests) and not args.endpoint_model:
         p.error(f"{'--endpoint' if args.endpoint else '--export-requests'} needs --endpoint-model")
-    if args.export_requests and (args.model or args.predictions):
-        p.error("--export-requests writes the endpoint mode's requests; it takes no --model or --predictions")
+    if args.export_requests and args.model:
+        p.error("--export-requests writes the endpoint mode's requests; it takes no --model")
     if args.only_predicted and not args.predictions:
         p.error("--only-predicted needs --predictions")
     if not sources and not args.export_requests:
@@ -171,11 +190,12 @@ def default_out(args):
 
 # settings a rerun may change and still reuse the responses already made: they do not change
 # a response (with greedy decoding the batch only groups prompts; sampling seeds follow it), or
-# they only choose which records are asked (a selection, a limit) or how fast (the endpoint's
-# concurrency, timeout and retries; the key's variable).
+# they only choose which records are asked (a selection, a limit) or how fast and how patiently
+# (the endpoint's concurrency, timeout, deadline, retries and the longest Retry-After waited
+# for: they decide whether a reply arrives, never what it says; the key's variable).
 MAY_DIFFER = ("limit", "name", "strict", "overwrite", "device", "predictions", "quiet", "tasks", "levels",
               "only_predicted", "export_requests", "concurrency", "timeout", "retries", "backoff",
-              "api_key_env")
+              "api_key_env", "deadline", "max_retry_wait")
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -196,7 +216,9 @@ def load_records(path, need_images):
     return unique, [str(e) for e in errors]
 
 
-EXTRAS = ("reasoning", "finish_reason", "usage", "latency_s", "attempts")   # kept beside a response
+# kept beside a response: model is the name the server answered as, invalid_utf8 the bad byte
+# sequences of its reply that were replaced by U+FFFD
+EXTRAS = ("reasoning", "finish_reason", "usage", "latency_s", "attempts", "model", "invalid_utf8")
 
 
 def prediction_of(obj):
@@ -213,14 +235,18 @@ def prediction_of(obj):
         err = obj.get("error")
         if err or not isinstance(resp, dict) or resp.get("status_code", 200) != 200:
             msg = err.get("message", err) if isinstance(err, dict) else err
-            status = resp.get("status_code") if isinstance(resp, dict) else None
-            return str(rid), {"failed": True, "error": f"batch: {msg or f'status {status}'}"}, None
+            if not msg and isinstance(resp, dict):   # the body of a 400 or 500 says why
+                msg = client.error_text(resp.get("status_code"), json.dumps(resp.get("body") or ""))
+            return str(rid), {"failed": True, "error": f"batch: {msg or 'no response'}"}, None
+        body = resp.get("body")
         try:
-            content, reasoning, finish, usage = client.parse_reply(resp.get("body"))
+            content, reasoning, finish, usage = client.parse_reply(body)
         except ValueError as e:
             return str(rid), None, ("response.body", str(e))
+        model = body.get("model") if isinstance(body.get("model"), str) else None
         pred = {"response": content, **({"reasoning": reasoning} if reasoning else {}),
-                **({"usage": usage} if usage else {})}
+                **({"finish_reason": finish} if finish else {}), **({"usage": usage} if usage else {}),
+                **({"model": model} if model else {})}
         return str(rid), pred, None
     if "id" not in obj:
         return None, None, ("id", "missing")
@@ -242,10 +268,10 @@ def prediction_of(obj):
 
 def read_responses(path, unique=True, warn=True):
     """{id: prediction} from a JSONL (see prediction_of); a bad line is reported with file, line
-    and field (on stderr too, with `warn`), and its record has no prediction. With `unique`, an
-    id given twice is an error naming both lines (which one is meant is unknown); without, the
-    last line counts, except that a failure never replaces an answer (a rerun asks again only
-    what failed, so an answer can only come after a failure)."""
+    and field (on stderr too, with `warn`), and its record has no prediction. A failure never
+    replaces an answer, and an answer replaces a failure (a retry's output after the first's).
+    With `unique`, an id with two lines that are not failures is an error naming both lines
+    (which one is meant is unknown); without, the last such line counts."""
     if not os.path.isfile(path):
         sys.exit(f"error: predictions file {path} not found")
     out, line_of, problems = {}, {}, []
@@ -254,9 +280,10 @@ def read_responses(path, unique=True, warn=True):
             problems.append(f"{path}:{i}: field '-': {bad}")
             continue
         rid, pred, problem = prediction_of(obj)
-        if rid is not None and unique and rid in line_of:
+        failure = bool(pred and pred.get("failed"))
+        if rid is not None and unique and rid in line_of and not failure:
             sys.exit(f"error: {path}:{i}: field 'id': duplicate id {rid!r}, also on line {line_of[rid]}")
-        if rid is not None:
+        if rid is not None and not failure:
             line_of[rid] = i
         if problem:
             problems.append(f"{path}:{i}: field '{problem[0]}': {problem[1]}"
@@ -305,9 +332,35 @@ def endpoint_request(args, record, root):
     return body
 
 
+def is_request_file(path):
+    """Whether `path` starts as --export-requests writes (an empty file counts): only such a file
+    is replaced without --overwrite, never a records file or a batch output named by mistake."""
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(obj, dict) and {"custom_id", "method", "url", "body"} <= set(obj)
+    return True
+
+
 def export_requests(args, records, root):
     """--export-requests: one OpenAI batch line per record (custom_id = record id), written to a
-    temporary file and renamed, so a half-written file never stands in for the whole."""
+    temporary file and renamed, so a half-written file never stands in for the whole. With
+    --predictions (a batch's output): only the records it holds no answer for, to send again."""
+    if args.predictions:
+        answers, _ = read_responses(args.predictions, unique=False, warn=False)
+        records = [r for r in records if not _answered(answers.get(r["id"]))]
+        if not records:
+            print(f"{args.predictions} answers every selected record: no request to send again; nothing written",
+                  file=sys.stderr)
+            return None
+    theirs = not args.overwrite and os.path.isfile(args.export_requests) and not is_request_file(args.export_requests)
+    if theirs:
+        sys.exit(f"error: --export-requests {args.export_requests}: the file exists and its first line is not a "
+                 f"request this option writes; pass --overwrite to replace it, or choose another FILE; nothing written")
     tmp = args.export_requests + ".tmp"
     os.makedirs(os.path.dirname(os.path.abspath(tmp)), exist_ok=True)
     with open(tmp, "w", encoding="utf-8") as f:
@@ -343,6 +396,23 @@ def _answered(pred):
     return pred is not None and not pred.get("failed")
 
 
+def systematic(errors, args, n_jobs):
+    """Why the endpoint run stops, when its first failures (no reply answered yet) are what
+    every request would get: all refusals (4xx, an unasked-for stream), or all the same server
+    error (a 5xx with one body: llama.cpp's server answers every image request to a text-only
+    model with the same HTTP 500). None when they differ: those may pass."""
+    n, rest = len(errors), n_jobs - len(errors)
+    if all(not e.retryable for e in errors):
+        return f"the endpoint refused the first {n} requests ({errors[-1]}); the other {rest} were not sent"
+    same = {e.last for e in errors}
+    if len(same) == 1 and all(e.status is not None and e.status >= 500 for e in errors):
+        hint = ("; the requests carry images: if the served model reads text only, --text-only may be "
+                "what is meant" if not args.text_only else "")
+        return (f"the first {n} requests all failed with the same server error ({errors[-1].last}); the other "
+                f"{rest} were not sent{hint}")
+    return None
+
+
 def ask_endpoint(args, records, root, key):
     """Ask the endpoint for every record of `records` without an answer in
     out/responses.endpoint.jsonl; each reply (or, once its retries are spent, each failure) is
@@ -351,10 +421,11 @@ def ask_endpoint(args, records, root, key):
     f = open_append(path)     # first: it cuts a line a killed run left half-written
     replies, problems = read_endpoint_file(path)
     todo = [r for r in records if not _answered(replies.get(r["id"]))]
-    c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
+    c = client.Client(args.endpoint, key, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
+                      deadline=args.deadline, max_wait=args.max_retry_wait)
     jobs = [(r["id"], (lambda r=r: endpoint_request(args, r, root))) for r in todo]  # images read in the workers
     bar = Progress(len(jobs), "evaluate [endpoint]", unit="inst", quiet=args.quiet)
-    t0, n_ok, n_bad, n_refused, stopped = time.perf_counter(), 0, 0, 0, None
+    t0, n_ok, n_bad, stopped, errors, other_name = time.perf_counter(), 0, 0, None, [], None
     n_before = sum(_answered(p) for p in replies.values())
     with f:
         for rid, reply, err in _until_interrupted(c.map(jobs, args.concurrency), path, n_before):
@@ -362,21 +433,28 @@ def ask_endpoint(args, records, root, key):
                 pred = replies[rid] = {"response": reply.content,
                                         **({"reasoning": reply.reasoning} if reply.reasoning else {}),
                                         "finish_reason": reply.finish_reason, "usage": reply.usage,
-                                        "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts}
+                                        "latency_s": round(reply.latency_s, 4), "attempts": reply.attempts,
+                                        **({"model": reply.model} if reply.model else {}),
+                                        **({"invalid_utf8": reply.invalid_utf8} if reply.invalid_utf8 else {})}
                 n_ok += 1
+                if reply.model and reply.model != args.endpoint_model and other_name is None:
+                    other_name = reply.model   # said once: a dated snapshot name is common and harmless
+                    print(f"warning: the endpoint answers as model {reply.model!r}, not --endpoint-model "
+                          f"{args.endpoint_model!r}; the name of every reply is kept as 'model' in {path}",
+                          file=sys.stderr)
             else:
                 pred = replies[rid] = {"failed": True, "error": str(err)}
                 n_bad += 1
-                n_refused += not err.retryable
+                errors.append(err)
             f.write(json.dumps({"id": rid, **pred}, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(n_ok + n_bad, failed=n_bad)
-            # the first replies all refusals (a field the server rejects, say): every other request
-            # would be refused the same way, so none is sent
-            if n_refused == n_bad == REFUSALS_TO_STOP and not n_ok and n_bad < len(jobs):
-                stopped = (f"the endpoint refused the first {n_bad} requests ({err}); the other "
-                           f"{len(jobs) - n_bad} were not sent")
-                break
+            # the first replies all fail the way every other request would (a field the server
+            # rejects; a server error that is the same every time): none of the others is sent
+            if not n_ok and n_bad == REFUSALS_TO_STOP < len(jobs):
+                stopped = systematic(errors, args, len(jobs))
+                if stopped:
+                    break
     bar.close()
     dt = time.perf_counter() - t0
     print(f"endpoint: {n_before} answered before, {n_ok + n_bad} asked now: {n_ok} answered, {n_bad} failed, "
@@ -437,8 +515,10 @@ def generate(args, records, root, rank, world, device):
                 out = sampler.sample(model, proc, batch, n=1, max_new_tokens=args.max_new_tokens,
                                      temperature=max(args.temperature, 1e-6), top_p=args.top_p,
                                      greedy=args.temperature == 0, seed=args.seed + b)
-            for (r, _), text, ln in zip(chunk, out.texts, out.lengths):
-                f.write(json.dumps({"id": r["id"], "response": text}, ensure_ascii=False) + "\n")
+            for (r, _), text, ln, fin in zip(chunk, out.texts, out.lengths, out.finished):
+                # as an endpoint says it: "length" when the budget ran out before an end token
+                f.write(json.dumps({"id": r["id"], "response": text, "finish_reason": "stop" if fin else "length"},
+                                   ensure_ascii=False) + "\n")
                 n_tok += int(ln)
             f.flush()
             k = min(b + args.batch_size, len(prompts))
@@ -483,6 +563,28 @@ def strict_stop(args, problems, what):
         sys.exit(f"error: --strict: {len(problems)} problems (first: {problems[0]}); {what}")
 
 
+def refuse_foreign(args):
+    """An --out that holds a file of evaluate.py's names but no run.json was not made by
+    evaluate.py (or lost its record): nothing is written into it without --overwrite."""
+    if args.overwrite or os.path.isfile(os.path.join(args.out, runs.RUN_FILE)):
+        return
+    found = sorted(p for pat in OUTPUTS for p in glob.glob(os.path.join(args.out, pat)))
+    if found:
+        sys.exit(f"error: {args.out} holds {os.path.basename(found[0])} but no run.json: not a folder evaluate.py "
+                 f"wrote (or its record is gone); pass --overwrite to replace its files, or choose another --out; "
+                 f"nothing written")
+
+
+def old_source(out):
+    """'endpoint', 'model' or 'predictions': what made the run recorded in out/run.json (None: none)."""
+    try:
+        with open(os.path.join(out, runs.RUN_FILE)) as f:
+            old = json.load(f)["args"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return "predictions" if old.get("predictions") else "endpoint" if old.get("endpoint") else "model"
+
+
 def from_predictions(args, records, all_ids, problems, extra):
     """--predictions FILE: the responses of a file made elsewhere. Returns (records to score,
     {id: prediction}, name)."""
@@ -509,6 +611,18 @@ def from_predictions(args, records, all_ids, problems, extra):
         extra.update(only_predicted=True, n_left_out=len(missing))
         if not records:
             sys.exit(f"error: {args.predictions}: no prediction for a record of the selection; nothing written")
+    ours = {os.path.abspath(p) for pat in OUTPUTS + (runs.RUN_FILE,) for p in glob.glob(os.path.join(args.out, pat))}
+    if os.path.abspath(args.predictions) in ours:
+        sys.exit(f"error: --predictions {args.predictions} is a file evaluate.py writes in --out {args.out}: "
+                 f"scoring it there would replace it; choose another --out; nothing written")
+    refuse_foreign(args)
+    made_by = old_source(args.out)
+    if made_by in ("endpoint", "model") and not args.overwrite:   # its responses would lose their scores
+        sys.exit(f"error: {args.out} holds the outputs of a --{made_by} run (run.json); scoring --predictions "
+                 f"there would replace them; choose another --out, or pass --overwrite to start afresh; "
+                 f"nothing written")
+    if args.overwrite:
+        runs.clear(args.out, OUTPUTS + (runs.RUN_FILE,))
     settings = runs.settings(args, inputs={"records": args.records, "predictions": args.predictions})
     runs.write(args.out, {**settings, "prompt": BOX_REQUEST})
     return records, responses, args.name or os.path.basename(args.predictions)
@@ -522,11 +636,9 @@ def from_endpoint(args, records, root, problems, extra):
     # the replies in --out are reused only if the same endpoint model made them the same way
     settings = {**runs.settings(args, inputs={"records": args.records}), "prompt": BOX_REQUEST}
     may = MAY_DIFFER + ("batch_size", "dtype", "min_pixels", "max_pixels")
-    old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+    runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+    refuse_foreign(args)
     path = os.path.join(args.out, ENDPOINT_FILE)
-    if old is None and not args.overwrite and os.path.exists(path):
-        sys.exit(f"error: {args.out} holds replies of an unrecorded run (no run.json); pass "
-                 f"--overwrite to start afresh, or choose another --out")
     # asked again below, after the folder is ours: here only whether anything is left to ask
     replies = {} if args.overwrite else read_endpoint_file(path, warn=False)[0]
     if not all(_answered(replies.get(r["id"])) for r in records):
@@ -534,14 +646,16 @@ def from_endpoint(args, records, root, problems, extra):
         if problem:
             sys.exit(f"error: --endpoint {problem}; nothing written")
     if args.overwrite:
-        runs.clear(args.out, (ENDPOINT_FILE, runs.RUN_FILE))
+        runs.clear(args.out, OUTPUTS + (runs.RUN_FILE,))
     runs.write(args.out, settings)
     responses, more, stopped = ask_endpoint(args, records, root, key)
     problems += more
     if stopped:   # the replies written stay for a rerun; no table of mostly unasked records
         sys.exit(f"error: --endpoint {stopped}; fix the request (--export-requests shows what is "
                  f"sent) or the server, then rerun (with --overwrite if a setting changed)")
-    extra["endpoint"] = {"url": args.endpoint, "model": args.endpoint_model}
+    served = sorted({p["model"] for p in responses.values() if isinstance(p.get("model"), str)})
+    extra["endpoint"] = {"url": args.endpoint, "model": args.endpoint_model,
+                         **({"served_as": served} if served else {})}
     return responses, args.name or args.endpoint_model
 
 
@@ -557,16 +671,13 @@ def from_model(args, records, root, problems):
                                 model=args.model if args.model is not None else "tiny offline model, seed 0"),
                 "prompt": BOX_REQUEST}
     may = MAY_DIFFER + (("batch_size",) if args.temperature == 0 else ())
-    old = runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
-    if old is None and not args.overwrite and read_rank_files(args.out)[0]:
-        sys.exit(f"error: {args.out} holds responses of an unrecorded run (no run.json); pass "
-                 f"--overwrite to start afresh, or choose another --out")
+    runs.check(args.out, settings, may_differ=may, overwrite=args.overwrite)
+    refuse_foreign(args)
     from vlm import training   # torch only where a model runs
     rank, world, device = training.dist_init(args.device)  # each rank on its own GPU
     # barriers around it: every rank has checked the old run.json, and none reads responses
     # while rank 0 clears them
-    runs.take(args.out, settings, args.overwrite, ("responses.rank*.jsonl", runs.RUN_FILE), rank,
-              training.barrier(world))
+    runs.take(args.out, settings, args.overwrite, OUTPUTS + (runs.RUN_FILE,), rank, training.barrier(world))
     model_path = generate(args, records, root, rank, world, device)
     if world > 1:
         import torch.distributed as dist
@@ -583,8 +694,10 @@ def from_model(args, records, root, problems):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too (model mode)
     # ---- data first: records, then predictions; nothing is written before both are checked ----
-    records, problems = load_records(args.records, need_images=not args.text_only and not args.predictions)
+    records, problems = load_records(args.records, need_images=not args.text_only and (
+        not args.predictions or bool(args.export_requests)))
     if not records:
         sys.exit(f"error: {args.records}: no usable record ({len(problems)} skipped); nothing written")
     all_ids = {r["id"] for r in records}
@@ -604,6 +717,7 @@ def main(argv=None):
         if got is None:   # not rank 0: rank 0 scores every rank's responses
             return None
         responses, name = got
+    extra["source"] = "predictions" if args.predictions else "endpoint" if args.endpoint else "model"
 
     # ---- one scorer and one writer for every source ---------------------------------------------
     rows = [judge(r, responses.get(r["id"])) for r in records]
@@ -613,9 +727,18 @@ def main(argv=None):
     print(f"overall {s['overall']:.1f}% over {s['n_tasks']} tasks ({s['n']} instances, "
           f"{s['n_correct']} correct); wrote {args.out}/", file=sys.stderr)
     if s["n_failed"]:
-        first = next(r for r in rows if r.get("failed"))
-        sys.exit(f"error: {s['n_failed']} of {s['n']} requests failed and score 0 (first: {first['id']}: "
-                 f"{first['error']}); the files in {args.out} say so; rerun the same command to retry them")
+        failed = [r for r in rows if r.get("failed")]
+        first = failed[0]
+        if not args.predictions:
+            sys.exit(f"error: {s['n_failed']} of {s['n']} requests failed and score 0 (first: {first['id']}: "
+                     f"{first['error']}); the files in {args.out} say so; rerun the same command to retry them")
+        # a file made elsewhere: scoring it again asks nothing, so say which requests to send again
+        ids = ", ".join(r["id"] for r in failed[:20]) + (f", ... ({len(failed) - 20} more)" if len(failed) > 20 else "")
+        sys.exit(f"error: {s['n_failed']} of {s['n']} requests failed in {args.predictions} and score 0 (ids: {ids}; "
+                 f"first error: {first['error']}); the files in {args.out} say so. Scoring the file again retries "
+                 f"nothing: send those requests again (--export-requests FILE --predictions {args.predictions}, with "
+                 f"the first export's settings, writes only the requests without an answer), then score both outputs "
+                 f"as one file (an answer replaces a failure of the same id)")
     return s
 
 

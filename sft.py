@@ -31,13 +31,10 @@ import random
 import sys
 import time
 
-import torch
-
 from harness import cli, runs
 from harness.chat import read_traces
 from harness.plot import training_curves
-from harness.progress import Progress
-from vlm import modelio, training
+from harness.progress import Progress, quiet_libraries
 
 
 def parse_args(argv=None):
@@ -58,12 +55,23 @@ def parse_args(argv=None):
     cli.micro_batch_flags(g, size=4)
     cli.distributed_flags(p.add_argument_group("distributed"))
     cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
-    return p.parse_args(argv)
+    args = cli.parse(p, argv)
+    cli.check_report_to(args.report_to)
+    return args
 
+
+if __name__ == "__main__":
+    # `--help` and a bad flag answer before torch and transformers load (seconds; the parser
+    # needs neither); main() parses again, which costs nothing next to that
+    parse_args()
+
+import torch  # noqa: E402
+
+from vlm import modelio, training  # noqa: E402
 
 # settings a rerun may change and still continue the same run (cli.MAY_DIFFER: they leave the
 # maths unchanged). The step budget is not among them: the cosine schedule spans it.
-RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", runs.RUN_FILE)
+RUN_OUTPUTS = ("step-*", "final", "metrics.jsonl", "tb", runs.RUN_FILE)
 
 
 def schedule(examples, lengths, batch_size, epochs, seed):
@@ -114,6 +122,7 @@ def micro_batches(args, run, examples, P, C):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too
     rank, world, device = training.dist_init(args.device, one_process_group=args.offload)
     master = rank == 0
     training.check_distributed(args, world, device)   # --dp-shard, --offload: before any model loads
@@ -138,7 +147,7 @@ def main(argv=None):
     # ---- the run folder: continue only a run made with the same settings (run.json is written
     # once every check has passed, below) ------------------------------------------------------
     settings = runs.settings(args, inputs={"data": args.data}, model=training.start_model(args))
-    runs.check(args.out, settings, may_differ=cli.MAY_DIFFER, overwrite=args.no_resume)
+    runs.check(args.out, settings, may_differ=cli.MAY_DIFFER, overwrite=args.no_resume, outputs=RUN_OUTPUTS)
 
     # ---- model: resume > --model > tiny offline model (vlm/training.py: setup) -------------------
     run = training.setup(args, "sft", rank, world, device)
@@ -167,7 +176,7 @@ def main(argv=None):
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
     total = min(len(batches), args.max_steps) if args.max_steps else len(batches)
     warmup = args.warmup if args.warmup is not None else max(1, int(0.03 * total))
-    training.start(run, args)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
+    training.start(run, args, settings)   # the optimizer; from a checkpoint: the weights, its state, the step, the RNG
 
     # ---- training loop ----------------------------------------------------------------------------
     t_start = time.perf_counter()

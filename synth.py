@@ -4,14 +4,18 @@
     python synth.py --split train --count 100      # data/train/: disjoint from the benchmark
     python synth.py --tasks sudoku,maze --levels 1,5 --count 2 --out /tmp/demo
     python synth.py --gallery gallery.png          # every renderer at levels 1 and 5, one sheet
+    python synth.py --split train --export verl,easyr1,hf   # and the RL engines' data (harness/export.py)
+    python synth.py --out data/train --export hf --export-only   # export a folder already made
 
 An instance is a pure function of (task, level, seed): the benchmark takes seeds from 0 and
 the training pool from 1,000,000, and each (task, level) walks its seeds in order, skipping
 any instance whose public state was already taken (no duplicates in a split) or belongs to
 the benchmark (no overlap: the benchmark's states are recomputed, and those in --exclude,
 default data/bench/records.jsonl, are read). Output: `records.jsonl` (one record a line, the
-official field names plus ours) and `images/<id>.png`. Work is spread over processes by
-(task, level); the output does not depend on the number of processes.
+official field names plus ours), `images/<id>.png` and `run.json` (the arguments). Work is
+spread over processes by (task, level); the output does not depend on the number of processes.
+A records.jsonl without a run.json beside it was not written here (official records copied in,
+say) and is not replaced without --overwrite.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import sys
 import time
 
 import tasks
-from harness import cli
+from harness import cli, export, runs
 from harness.jsonl import read_records
 from harness.progress import Progress
 from tasks import TASKS, make_record, state_of
@@ -51,8 +55,18 @@ def parse_args(argv=None):
     g.add_argument("--no-images", action="store_true", help="records only (fast; for tests)")
     g.add_argument("--gallery", default=None, metavar="FILE.png",
                    help="draw one image per task at levels 1 and 5 into FILE.png and exit")
+    g.add_argument("--export", type=export.formats_arg, default=None, metavar="FORMATS",
+                   help=f"also write the records for RL engines, beside records.jsonl: comma-separated, of "
+                        f"{', '.join(export.FORMATS)} (verl.parquet, easyr1.parquet, hf/); text-only with --no-images")
+    g.add_argument("--export-only", action="store_true",
+                   help="generate nothing: write --export for the records already in --out")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a records.jsonl that synth.py did not write (one without run.json beside it)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
+    cli.config_flag(g)
+    args = cli.parse(p, argv)
+    if args.export_only and not args.export:
+        p.error("--export-only needs --export FORMATS")
     args.out = args.out or os.path.join("data", args.split)
     args.seed = SPLITS[args.split] if args.seed is None else args.seed
     return args
@@ -131,11 +145,36 @@ def gallery(path):
     print(f"wrote {path}: {len(items)} images of {len(TASKS)} tasks", file=sys.stderr)
 
 
+def write_exports(args):
+    """The --export formats of args.out's records (harness/export.py); a refusal is one line."""
+    t0 = time.perf_counter()
+    try:
+        written = export.export(args.out, args.export, text_only=args.no_images)
+    except export.ExportError as e:
+        sys.exit(f"error: {e}")
+    print(f"exported {', '.join(written.values())} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.gallery:
         return gallery(args.gallery)
+    if args.export:
+        try:
+            export.require()   # before any work: a missing package costs nothing
+        except export.ExportError as e:
+            sys.exit(f"error: {e}")
+        if args.export_only:   # records made elsewhere (official ones, say) are exported as they are
+            return write_exports(args)
+    # the records are regenerated whole on every run; only a file this stage made is replaced
+    records_path = os.path.join(args.out, "records.jsonl")
+    if os.path.exists(records_path) and not os.path.exists(os.path.join(args.out, runs.RUN_FILE)) \
+            and not args.overwrite:
+        sys.exit(f"error: {records_path} exists but {os.path.join(args.out, runs.RUN_FILE)} does not: not a file "
+                 f"synth.py wrote (or its record is gone); pass --overwrite to replace it, or choose another "
+                 f"--out; nothing written")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
+    runs.write(args.out, runs.settings(args, inputs={"exclude": args.exclude}))
     exclude = excluded_hashes(args)
     jobs = [(n, lv, args, exclude.get(n, set())) for n in args.tasks for lv in args.levels]
     t0 = time.perf_counter()
@@ -157,7 +196,7 @@ def main(argv=None):
                 for r in results[(name, lv)][0]:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
                     n += 1
-    os.replace(tmp, os.path.join(args.out, "records.jsonl"))
+    os.replace(tmp, records_path)
     print(f"{'task':<22}{'group':<12}{'count':>7}{'seconds':>10}", file=sys.stderr)
     for name in args.tasks:
         cnt = sum(len(results[(name, lv)][0]) for lv in args.levels)
@@ -165,6 +204,8 @@ def main(argv=None):
         print(f"{name:<22}{TASKS[name].group:<12}{cnt:>7}{sec:>10.2f}", file=sys.stderr)
     print(f"wrote {n} records to {args.out}/records.jsonl in {wall:.1f}s: "
           f"{n / max(wall, 1e-9):.1f} instances/s with {args.workers} processes", file=sys.stderr)
+    if args.export:
+        write_exports(args)
     return n
 
 

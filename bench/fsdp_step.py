@@ -7,9 +7,13 @@ CPU (gloo), at 1, 2 and 4 processes, in one run on one machine.
 The baseline is the project as it was at --baseline (a commit before FSDP2: a bucketed
 all-reduce after backward, replicated weights), unpacked with `git archive` into a temporary
 folder; both trees run the same commands on the same data, one after the other, so the machine
-is the same. A step's time is the median over steps 2.. of metrics.jsonl ("seconds" for sft.py;
-sampling + scoring + training for ahpo.py), rank 0's. Models: the tiny offline Qwen2.5-VL
-(0.2M parameters) and a small one built the same way (about 19M), text prompts. Prints a table
+is the same. A run's step time is the median over its steps 2.. of metrics.jsonl ("seconds" for
+sft.py; sampling + scoring + training for ahpo.py), rank 0's; the two trees run alternately,
+--repeats times each (ABAB...), and the median of the runs is reported, so that a slow spell of
+a shared machine lands on both. Models: the tiny offline Qwen2.5-VL
+(0.3M parameters) and a small one built the same way (4.7M), text prompts; SFT rows of up to 1,024
+tokens and AHPO rows of up to 2,048 (longer traces dropped), so that a run takes minutes on 2
+cores. Prints a table
 and, per model and world size, FSDP2's time as a ratio of the baseline's.
 """
 import argparse
@@ -25,8 +29,8 @@ import tempfile
 import io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = {"tiny": {}, "small": dict(hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1536,
-                                    vision_hidden=64, vocab_size=4096)}
+MODELS = {"tiny": {}, "small": dict(hidden=256, layers=4, heads=4, kv_heads=2, intermediate=1024,
+                                    vision_hidden=64, vocab_size=2048)}
 
 
 def free_port():
@@ -62,7 +66,8 @@ def main():
     ap.add_argument("--stages", default="sft,ahpo")
     ap.add_argument("--models", default="tiny,small")
     ap.add_argument("--worlds", default="1,2,4")
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each tree, alternating")
     a = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
     worlds = [int(w) for w in a.worlds.split(",")]
@@ -82,21 +87,24 @@ def main():
         for stage in a.stages.split(","):
             for name in a.models.split(","):
                 for world in worlds:
-                    for label, tree in (("hand-written", base), ("FSDP2", ROOT)):
+                    times = {"hand-written": [], "FSDP2": []}
+                    for label, tree in [("hand-written", base), ("FSDP2", ROOT)] * a.repeats:
                         out = f"{d}/{stage}-{name}-{world}-{label}"
                         common = ["--model", f"{d}/{name}", "--out", out, "--device", "cpu", "--save-every", "1000",
                                   "--text-only", "--lr", "1e-3", "--quiet"]
                         if stage == "sft":
-                            args = common + ["--data", f"{d}/traces.jsonl", "--batch-size", "8", "--micro-batch-size",
-                                             "2", "--max-steps", str(a.steps + 1), "--max-len", "8192"]
+                            args = common + ["--data", f"{d}/traces.jsonl", "--batch-size", "4", "--micro-batch-size",
+                                             "1", "--max-steps", str(a.steps + 1), "--max-len", "1024", "--drop-long"]
                         else:
                             args = common + ["--records", f"{d}/train/records.jsonl", "--traces", f"{d}/traces.jsonl",
-                                             "--steps", str(a.steps + 1), "--prompts-per-step", "8", "--rollouts", "4",
-                                             "--max-new-tokens", "32", "--micro-batch-size", "4", "--max-len", "8192",
-                                             "--rollout-chunk", str(8 // world)]
+                                             "--steps", str(a.steps + 1), "--prompts-per-step", "4", "--rollouts", "4",
+                                             "--max-new-tokens", "32", "--micro-batch-size", "4", "--max-len", "2048",
+                                             "--drop-long", "--rollout-chunk", str(4 // world)]
                         launch(tree, world, f"{stage}.py", args, env)
-                        results[stage, name, world, label] = step_time(f"{out}/metrics.jsonl", stage)
+                        times[label].append(step_time(f"{out}/metrics.jsonl", stage))
                         shutil.rmtree(out)
+                    for label, ts in times.items():
+                        results[stage, name, world, label] = statistics.median(ts)
                     t_b, t_f = results[stage, name, world, "hand-written"], results[stage, name, world, "FSDP2"]
                     print(f"{stage:4} {name:5} world {world}: hand-written {t_b:.3f} s, FSDP2 {t_f:.3f} s a step: "
                           f"{t_f / t_b:.2f}x", flush=True)

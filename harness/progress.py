@@ -11,11 +11,33 @@ terminal (a log file, CI) a carriage-return line would pile up, so one line is w
 time another `every_pct` percent is done, plus the last. `quiet=True` prints nothing.
 `log(done, text)` is for stages that print one line per step anyway (sft.py, ahpo.py): the
 text gains the ETA and is printed on a terminal every time, elsewhere once per `every_pct`.
+
+`quiet_libraries(args.quiet)`, called by a stage before it loads or saves a model, makes --quiet
+hold for transformers' and huggingface_hub's own progress bars ("Loading weights", "Writing
+model shards") too.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """With `quiet`, no progress bar from transformers or huggingface_hub: set by environment
+    for a library not imported yet (and for child processes), and by transformers' own switch
+    when it already is. Imports nothing: the harness stays free of torch and transformers.
+    Without `quiet` nothing changes (the bars are the libraries' progress lines)."""
+    if not quiet:
+        return
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"     # read by huggingface_hub, and so transformers, at import
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:                            # imported already: the switch it reads per bar
+        hf_logging.disable_progress_bar()
+    else:
+        hub = sys.modules.get("huggingface_hub.utils")
+        if hub is not None:
+            hub.disable_progress_bars()
 
 
 def fmt_seconds(s: float) -> str:

@@ -11,8 +11,10 @@ of the tasks scored (summarise). table.md is the paper's Table 1 layout, then pe
 level (table).
 
 The page: the summary in Table 1's layout (group Txt / Img columns, overall), accuracy per
-task and per level, then one entry per instance: image (thumbnail, full size on click),
-question, response (collapsed when long), extracted answer, gold answer, verdict. Filters by
+task (with its counts of empty replies and replies cut at max tokens) and per level, then one
+entry per instance: image (thumbnail, full size on click), question, the reasoning a server
+split out (collapsed), response (collapsed when long), extracted answer, gold answer, verdict,
+and a flag on an empty or cut reply. Filters by
 group, task, level and verdict and a text search, in plain JavaScript; the filters live in the
 URL hash (report.html#task=maze&verdict=wrong), so a filtered view is a link.
 
@@ -21,7 +23,7 @@ its entry comes near the viewport (an IntersectionObserver sets its src), entrie
 are neither laid out nor painted (content-visibility: auto), and the long responses are not
 in the DOM at all: they sit in one JSON block after the page's script (the entries and the
 filters work before the browser has read it), parsed the first time a response is opened or
-the search is used.
+the search is used; long reasonings likewise, in a block of their own.
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;background:#f8f8f8;p
 .verdict{font-weight:bold;padding:1px 8px;border-radius:3px;color:#fff}
 .right{background:#2c9f2c}.wrong{background:#d62728}
 .verdict.missing{background:#7f7f7f}.verdict.failed{background:#ff7f0e}
+.flag{font-size:12px;padding:0 6px;border:1px solid #ff7f0e;border-radius:3px;color:#a04000}
+details.reasoning>summary{color:#555;font-size:12px}
 .notes li{margin:2px 0}
 .kv{margin:2px 0}.kv b{display:inline-block;min-width:90px}
 #overlay{position:fixed;inset:0;background:rgba(0,0,0,.8);display:none;align-items:center;
@@ -109,10 +113,18 @@ JS = r"""
   });
   document.getElementById('f-search').addEventListener('input', function () { writeHash(); apply(); });
   window.addEventListener('hashchange', function () { readHash(); apply(); });
-  // a long response is filled in the first time it is opened
+  var reasoning = null;    // the long reasonings, parsed the first time one is opened
+  function allReasoning() {
+    if (reasoning !== null) return reasoning;
+    var el = document.getElementById('reasoning');
+    if (!el || document.readyState === 'loading') return {};
+    return (reasoning = JSON.parse(el.textContent));
+  }
+  // a long response or reasoning is filled in the first time it is opened
   document.addEventListener('toggle', function (ev) {
-    var d = ev.target; if (!d.open || !d.classList.contains('resp') || d.dataset.filled) return;
-    var text = allResponses()[d.closest('.entry').id];
+    var d = ev.target, long = d.classList && d.classList.contains('long');
+    if (!d.open || d.dataset.filled || !(d.classList.contains('resp') || long)) return;
+    var text = (long ? allReasoning() : allResponses())[d.closest('.entry').id];
     if (text === undefined) return;   // opened before the page finished loading: filled next time
     d.querySelector('pre.full').textContent = text;
     d.dataset.filled = '1';
@@ -187,6 +199,26 @@ def _response(text: str) -> str:
             f'<pre class="full"></pre></details><pre class="head">{esc(text[:SHORT])}…</pre>')
 
 
+def _reasoning(text: str | None) -> str:
+    """The reasoning a server split out of the answer (reasoning_content), always collapsed: it
+    is where an answer that never reached the content is found. A long one is filled in by the
+    script from the reasoning block when opened, as a long response is."""
+    if not text:
+        return ""
+    if len(text) <= SHORT:
+        return (f'<details class="reasoning"><summary>reasoning ({len(text):,} characters)</summary>'
+                f'<pre>{esc(text)}</pre></details>')
+    return (f'<details class="reasoning long"><summary>reasoning ({len(text):,} characters)</summary>'
+            f'<pre class="full"></pre></details>')
+
+
+def _flags(row: dict) -> str:
+    """Why a reply scores 0 without a wrong answer in it: empty, cut at max tokens."""
+    out = (["empty: no answer text"] if is_empty(row) else []) + (
+        ["cut at max tokens (finish_reason length)"] if is_cut(row) else [])
+    return "".join(f' <span class="flag">{esc(x)}</span>' for x in out)
+
+
 def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mode: str) -> str:
     verdict = verdict_of(row)
     # no src: the script sets it when the entry comes near the viewport (IntersectionObserver)
@@ -207,7 +239,8 @@ def _entry(row: dict, rec: dict, group: str, images: list[tuple[str, bool]], mod
                if verdict == "failed" else
                '<div class="kv"><b>response</b> <i>none: no prediction for this record</i></div>'
                if verdict == "missing" else
-               f'<div class="kv"><b>response</b></div>{_response(row.get("response") or "")}')
+               f'<div class="kv"><b>response</b>{_flags(row)}</div>{_reasoning(row.get("reasoning"))}'
+               f'{_response(row.get("response") or "")}')
             + "</div></div>")
 
 
@@ -235,7 +268,7 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
     mode = summary.get("mode", "image")
     name = name or summary.get("name") or "model"
     group_of = {}
-    entries, responses = [], {}
+    entries, responses, reasoning = [], {}, {}
     for row in rows:
         rec = by_id.get(row["id"], {})
         group_of[row["task"]] = group = group_of.get(row["task"]) or get(row["task"]).group
@@ -244,9 +277,13 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
         entries.append(_entry(row, rec, group, images, mode))
         if len(row.get("response") or "") > SHORT:
             responses[row["id"]] = row["response"]
+        if len(row.get("reasoning") or "") > SHORT:
+            reasoning[row["id"]] = row["reasoning"]
+    empty, cut = summary.get("per_task_empty", {}), summary.get("per_task_cut", {})
     per_task = "".join(
         f'<tr><td><a href="#task={esc(t)}">{esc(t)}</a></td><td>{esc(group_of.get(t, get(t).group))}</td>'
-        f'<td data-key="task:{esc(t)}">{v:.1f}</td></tr>' for t, v in summary.get("per_task", {}).items())
+        f'<td data-key="task:{esc(t)}">{v:.1f}</td><td data-key="empty:{esc(t)}">{empty.get(t, 0)}</td>'
+        f'<td data-key="cut:{esc(t)}">{cut.get(t, 0)}</td></tr>' for t, v in summary.get("per_task", {}).items())
     per_level = "".join(f'<tr><td><a href="#level={esc(k)}">{esc(k)}</a></td><td data-key="level:{esc(k)}">{v:.1f}</td></tr>'
                         for k, v in summary.get("per_level", {}).items())
     problems = summary.get("problems") or []
@@ -261,6 +298,7 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
     # JSON inside <script>: "</script" would end the element and "<!--" can change how the rest
     # is read, so every "<" is written as the JSON escape \u003c (JSON.parse gives it back)
     blob = json.dumps(responses, ensure_ascii=False).replace("<", "\\u003c")
+    blob_r = json.dumps(reasoning, ensure_ascii=False).replace("<", "\\u003c")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>MM-HELIX: {esc(name)}</title><style>{CSS}</style><script>{ONERROR}</script></head>
@@ -269,7 +307,8 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
 <span data-key="n_correct">{summary.get("n_correct", 0)}</span> correct, {summary.get("n_tasks", len(tasks_seen))} tasks)</h1>
 {notes}{_summary_table(summary, name)}
 <p>Group = mean of its tasks' accuracies; overall = mean over all tasks (percent).</p>
-<div class="cols"><div><h2>Per task</h2><table id="per-task"><tr><th>Task</th><th>Group</th><th>Accuracy</th></tr>{per_task}</table></div>
+<div class="cols"><div><h2>Per task</h2><table id="per-task"><tr><th>Task</th><th>Group</th><th>Accuracy</th>
+<th>empty</th><th>cut at max tokens</th></tr>{per_task}</table></div>
 <div><h2>Per level</h2><table id="per-level"><tr><th>Level</th><th>Accuracy</th></tr>{per_level}</table></div></div>
 {probs}
 <h2>Instances</h2>
@@ -281,6 +320,7 @@ def write_report(out_dir: str, rows: list[dict], summary: dict, records: list[di
 <div id="overlay"><img id="full" alt="full size"></div>
 <script>{JS}</script>
 <script type="application/json" id="responses">{blob}</script>
+<script type="application/json" id="reasoning">{blob_r}</script>
 </body></html>
 """
     path = os.path.join(out_dir, "report.html")
@@ -317,7 +357,12 @@ def summarise(rows, mode):
          "n_missing": sum(bool(r.get("missing")) for r in rows),
          "n_failed": sum(bool(r.get("failed")) for r in rows),
          # official records with no usable state, scored against their own answer
-         "n_answer_only": sum(bool(r.get("answer_only")) for r in rows)}
+         "n_answer_only": sum(bool(r.get("answer_only")) for r in rows),
+         # replies without an answer of the model's, which score 0 for a reason worth knowing
+         "n_empty": sum(map(is_empty, rows)), "n_cut": sum(map(is_cut, rows)),
+         "n_invalid_utf8": sum(bool(r.get("invalid_utf8")) for r in rows),
+         "per_task_empty": {t: sum(is_empty(r) for r in rows if r["task"] == t) for t in sorted(by_task)},
+         "per_task_cut": {t: sum(is_cut(r) for r in rows if r["task"] == t) for t in sorted(by_task)}}
     usage = [r["usage"] for r in rows if isinstance(r.get("usage"), dict)]
     if usage:   # as the server counted them, summed over the records that report them
         s["usage"] = {k: sum(int(u.get(k) or 0) for u in usage)
@@ -327,6 +372,17 @@ def summarise(rows, mode):
     if lat:
         s["latency_s"] = {"total": sum(lat), "mean": sum(lat) / len(lat), "max": max(lat), "n_records": len(lat)}
     return s
+
+
+def is_empty(row) -> bool:
+    """A reply with no answer text at all (content null or blank: say, the answer only in the
+    reasoning); a missing or failed record is not a reply."""
+    return not row.get("missing") and not row.get("failed") and not (row.get("response") or "").strip()
+
+
+def is_cut(row) -> bool:
+    """A reply the budget cut off (finish_reason "length": --max-new-tokens ran out)."""
+    return row.get("finish_reason") == "length"
 
 
 def notes(s):
@@ -344,8 +400,19 @@ def notes(s):
         out.append(f"**{s['n_missing']} of {s['n']} records had no prediction and score 0** "
                    "(marked missing in predictions.jsonl; --only-predicted leaves them out).")
     if s.get("n_failed"):
+        again = ("scoring the file again retries nothing: the requests must be sent again where they were made"
+                 if s.get("source") == "predictions" else "rerun the same command to retry them")
         out.append(f"**{s['n_failed']} of {s['n']} requests failed and score 0** (marked failed, with "
-                   "their error); rerun the same command to retry them.")
+                   f"their error); {again}.")
+    if s.get("n_empty"):
+        out.append(f"**{s['n_empty']} of {s['n']} replies are empty** (no answer text, e.g. content null with "
+                   "the answer only in the reasoning) and score 0; per task below.")
+    if s.get("n_cut"):
+        out.append(f"**{s['n_cut']} of {s['n']} replies were cut at max tokens** (finish_reason length: the "
+                   "--max-new-tokens budget ran out); per task below.")
+    if s.get("n_invalid_utf8"):
+        out.append(f"{s['n_invalid_utf8']} replies held bytes that are not UTF-8; they were kept with each bad "
+                   "sequence replaced by U+FFFD (field invalid_utf8 in predictions.jsonl).")
     return out
 
 
@@ -362,9 +429,10 @@ def table(summary, name):
              f"{summary['n_tasks']} tasks)", "", *summary.get("notes", []), "", head, sep,
              f"| {name} | " + " | ".join(vals) + " |", "",
              "Group = mean of its tasks' accuracies; overall = mean over the tasks scored (percent).", "",
-             "## Per task", "", "| Task | Group | Accuracy |", "|---|---|---|"]
+             "## Per task", "", "| Task | Group | Accuracy | empty | cut at max tokens |", "|---|---|---|---|---|"]
+    empty, cut = summary.get("per_task_empty", {}), summary.get("per_task_cut", {})
     for t, v in summary["per_task"].items():
-        lines.append(f"| {t} | {get(t).group} | {v:.1f} |")
+        lines.append(f"| {t} | {get(t).group} | {v:.1f} | {empty.get(t, 0)} | {cut.get(t, 0)} |")
     lines += ["", "## Per level", "", "| Level | Accuracy |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in summary["per_level"].items()]
     if summary.get("usage") or summary.get("latency_s"):

@@ -150,12 +150,20 @@ def _read_file(path):
         raise SystemExit(f"error: {path}: not valid JSON ({e}); pass --overwrite to start afresh") from None
 
 
-def check(out, new, may_differ=(), may_grow=(), overwrite=False, run_file=None):
+def check(out, new, may_differ=(), may_grow=(), overwrite=False, run_file=None, outputs=()):
     """Read-only: exit with every differing setting if `out` holds a run made otherwise.
-    Returns the old settings (None for a fresh folder or with --overwrite)."""
+    Returns the old settings (None for a fresh folder or with --overwrite). `outputs`: the
+    names (globs) the stage writes into `out`; a folder holding any of them but no run.json is
+    not this stage's (or its run.json is gone): refused, since continuing it or writing over it
+    would mix another run's files into this one."""
     path = run_file or os.path.join(out, RUN_FILE)
     old = None if overwrite else _read_file(path)
     if old is None:
+        found = [] if overwrite else sorted(os.path.basename(p) for pat in outputs
+                                            for p in glob.glob(os.path.join(out, pat)))
+        if found:
+            raise SystemExit(f"error: {out} holds {', '.join(found[:3])} but no {RUN_FILE}: not a run of this "
+                             f"stage's settings; choose another --out, or pass --overwrite to start afresh")
         return None
     diff = differences(old, new, may_differ, may_grow)
     if diff:

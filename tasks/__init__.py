@@ -15,23 +15,7 @@ from __future__ import annotations
 
 from .base import GROUPS, LEVELS, Instance, Task, step  # noqa: F401
 from .extract import extract_answer  # noqa: F401
-from .formats import same_answer
 from .records import (RecordError, answer_only, build_prompt, check_record, make_record,  # noqa: F401
                       messages_for, record_images, state_of)
 from .registry import BY_OFFICIAL, TASKS, get, groups, task_of  # noqa: F401
-
-
-def score(response, record: dict) -> bool:
-    """Extract the answer from `response` and verify it against `record`. Never raises.
-
-    An official record with no usable state (records.answer_only) is compared with its own
-    answer, normalised: the only check left when there are no rules to check against."""
-    try:
-        task = task_of(record)
-        if answer_only(record):
-            return same_answer(extract_answer(response), record["answer"],
-                               keep_dot=task.dot_is_cell, shape=task.answer_shape)
-        state = state_of(record, task)
-        return task.verify(extract_answer(response), state)
-    except Exception:
-        return False
+from .scoring import score  # noqa: F401

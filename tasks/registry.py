@@ -16,7 +16,7 @@ import pkgutil
 from .base import GROUPS, Task
 
 PACKAGE = __name__.rsplit(".", 1)[0]        # "tasks"
-NOT_TASKS = {"base", "draw", "extract", "formats", "records", "registry", "reward"}
+NOT_TASKS = {"base", "draw", "extract", "formats", "records", "registry", "reward", "scoring"}
 
 
 def _discover() -> dict[str, Task]:

@@ -3,8 +3,14 @@
 It answers each prompt with that record's gold answer, boxed, except where `faults` says what
 the n-th request of a prompt gets instead: "429" (with Retry-After), "500", "503", "400",
 "reset" (the connection closed with a TCP reset, no reply), "hang" (no byte for longer than the
-client waits), "garbage" (a 200 that is not JSON). Every request is logged: the time, the
-record it asked for, what it got and the body it sent.
+client waits), "garbage" (a 200 that is not JSON), "empty" (content null, the answer only in
+reasoning_content), "length" (cut at max tokens: finish_reason "length", no answer yet),
+"trickle" (the right reply, one byte every `trickle` seconds), "badutf8" (the right reply with
+a byte that is not UTF-8 in its content), "stream" (an unasked-for text/event-stream reply).
+Server-wide: `images_500` answers every request that carries an image with the same HTTP 500
+(as llama.cpp's server does for a text-only model), `served_as` names another model in every
+reply, `models` is what GET /v1/models lists, and any path outside /v1 is a 404. Every request
+is logged: the time, the record it asked for, what it got and the body it sent.
 """
 import base64
 import json
@@ -36,12 +42,13 @@ def record_key(record, text_only, root):
 
 class FakeEndpoint:
     def __init__(self, records, root=".", text_only=True, faults=None, delay=0.0, models=("m",), key=None,
-                 retry_after="0.2", hang=1.5, reasoning=False):
+                 retry_after="0.2", hang=1.5, reasoning=False, images_500=False, served_as=None, trickle=0.05):
         self.by_prompt = {record_key(r, text_only, root): r for r in records}
         assert len(self.by_prompt) == len(records), "two records would send the same request"
         self.faults = faults or {}          # {record id: [fault of request 1, of request 2, ...]}
         self.delay, self.models, self.key = delay, list(models), key
         self.retry_after, self.hang, self.reasoning = retry_after, hang, reasoning
+        self.images_500, self.served_as, self.trickle = images_500, served_as, trickle
         self.log, self.lock, self.n = [], threading.Lock(), {}
         server = self
 
@@ -66,11 +73,19 @@ class FakeEndpoint:
                 return False
 
             def do_GET(self):
-                if self._authorised():
+                if self.path != "/v1/models":
+                    self._send(404, {"detail": "Not Found"})
+                elif self._authorised():
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path != "/v1/chat/completions":
+                    with server.lock:
+                        server.log.append({"t": time.monotonic(), "id": None, "got": "404", "body": body,
+                                           "auth": self.headers.get("Authorization")})
+                    self._send(404, {"detail": "Not Found"})
+                    return
                 if not self._authorised():
                     return
                 rec = server.by_prompt.get(request_key(body))
@@ -79,6 +94,10 @@ class FakeEndpoint:
                     k = server.n[rid] = server.n.get(rid, 0) + 1
                 plan = server.faults.get(rid, [])
                 fault = plan[k - 1] if k <= len(plan) else "ok"
+                content = body["messages"][-1]["content"]
+                if server.images_500 and not isinstance(content, str) and any(
+                        p["type"] == "image_url" for p in content):
+                    fault = "images_500"
                 with server.lock:
                     server.log.append({"t": time.monotonic(), "id": rid, "got": fault, "body": body,
                                        "auth": self.headers.get("Authorization")})
@@ -95,16 +114,52 @@ class FakeEndpoint:
                     self.close_connection = True
                 elif fault == "garbage":
                     self._send(200, b"<html>proxy error</html>")
+                elif fault == "images_500":   # llama_cpp.server's reply to an image for a text-only model
+                    self._send(500, {"error": {"message": 'can only concatenate str (not "list") to str'}})
+                elif fault == "stream":
+                    chunk = {"id": f"c-{rid}", "object": "chat.completion.chunk", "model": body["model"],
+                             "choices": [{"index": 0, "delta": {"content": "I"}, "finish_reason": None}]}
+                    data = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 else:
                     answer = rec["answer"] if rec else "?"
                     msg = {"role": "assistant", "content": f"I checked it.\n\\boxed{{{answer}}}"}
+                    finish = "stop"
                     if server.reasoning:
                         msg["reasoning_content"] = f"thinking about {rid}"
+                    if fault == "empty":
+                        msg = {"role": "assistant", "content": None,
+                               "reasoning_content": f"so it is \\boxed{{{answer}}}"}
+                    elif fault == "length":
+                        msg, finish = {"role": "assistant", "content": "I checked it. So far the"}, "length"
+                    elif fault == "badutf8":
+                        msg["content"] = "BAD" + msg["content"]
                     n_prompt = len(json.dumps(body["messages"])) // 4
-                    self._send(200, {"id": f"c-{rid}-{k}", "object": "chat.completion", "model": body["model"],
-                                     "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
-                                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": 7,
-                                               "total_tokens": n_prompt + 7}})
+                    data = json.dumps({"id": f"c-{rid}-{k}", "object": "chat.completion",
+                                       "model": server.served_as or body["model"],
+                                       "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+                                       "usage": {"prompt_tokens": n_prompt, "completion_tokens": 7,
+                                                 "total_tokens": n_prompt + 7}}).encode()
+                    if fault == "badutf8":   # a lone continuation byte: not UTF-8
+                        data = data.replace(b"BAD", b"\x80", 1)
+                    if fault != "trickle":
+                        self._send(200, data)
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    try:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(server.trickle)
+                    except OSError:   # the client gave up on it
+                        self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True

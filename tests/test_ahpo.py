@@ -1,4 +1,5 @@
 """ahpo.py: the gate, the loss terms, learning on a toy task, DDP equivalence, exact resume."""
+import argparse
 import json
 import os
 import subprocess
@@ -42,6 +43,40 @@ def test_gate_per_prompt_over_several_groups():
     xi = ahpo.gate(R, 5, 2, "ahpo", torch.tensor([True, True, True, False]))
     assert xi.tolist() == [1.0, 1.0, 0.0, 0.0]
     assert ahpo.gate(R, 5, 3, "ahpo", torch.ones(4, dtype=torch.bool)).tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_check_method_refuses_what_trains_nothing_and_only_that():
+    """Each refusal of check_method holds as the method computes it (a group of one has A = 0;
+    R_hat > N keeps xi at 1; R_hat = 0 keeps it at 0); the settings next to them are accepted:
+    LUFFY with one rollout (its group holds the expert trace too), R_hat = N, mode sft with any
+    --rollouts, every mode's defaults."""
+    def check(*argv):
+        return ahpo.check_method(argparse.Namespace(**{**vars(_defaults), **dict(argv)}))
+    R = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    assert ahpo.group_advantages(R, 1).abs().max() == 0                              # N = 1: L_on = 0
+    A, A_expert = ahpo.luffy_group(R, 1, ahpo.group_advantages(R, 1), torch.ones(4, dtype=torch.bool))
+    assert A.tolist()[0] < 0 < A_expert.tolist()[0]                                  # LUFFY N = 1 learns
+    every = torch.tensor([[float(b) for b in f"{k:03b}"] for k in range(8)]).flatten()   # 0..3 of 3
+    has = torch.ones(8, dtype=torch.bool)
+    assert ahpo.gate(every, 3, 4, "ahpo", has).tolist() == [1.0] * 8                 # R_hat > N: static
+    assert ahpo.gate(every, 3, 0, "ahpo", has).tolist() == [0.0] * 8                 # R_hat = 0: grpo
+    assert 0 < ahpo.gate(every, 3, 3, "ahpo", has).sum() < 8                         # R_hat = N: a gate
+
+    for mode in ("ahpo", "grpo", "static"):
+        assert "--rollouts 1" in check(("mode", mode), ("n", 1))
+    assert "--mode static" in check(("r_hat", 4), ("n", 3))
+    assert "--mode grpo" in check(("r_hat", 0))
+    assert "--mode grpo" in check(("traces", "none"))
+    assert "--kl-coef" in check(("mode", "sft"), ("kl_coef", 0.1))
+    for mode in ("static", "luffy", "sft"):
+        assert "needs expert traces" in check(("mode", mode), ("traces", "none"))
+    for ok in [(("mode", "luffy"), ("n", 1)), (("r_hat", 3), ("n", 3)), (("mode", "sft"), ("n", 1)),
+               (("mode", "grpo"), ("traces", "none")), (("mode", "grpo"), ("r_hat", 0)),
+               (("kl_coef", 0.1),)] + [(("mode", m),) for m in ahpo.MODES]:
+        assert check(*ok) is None, ok
+
+
+_defaults = ahpo.parse_args([])
 
 
 # ---- advantages and loss terms --------------------------------------------------------------------
@@ -198,6 +233,17 @@ def test_one_step_of_every_mode(toy, mode, monkeypatch):
         assert (s["T_on"] > s["roll_tokens"]) == row.luffy and (s["T_on"] >= s["roll_tokens"])
     moved = any(not torch.equal(a, b) for a, b in zip(before.parameters(), run.model.parameters()))
     assert moved and s["grad_norm"] > 0
+
+
+def test_report_to_tensorboard_mirrors_every_number_of_a_row(toy):
+    """ahpo's rows hold numbers and two fields that are not (mode, per_prompt): every number is a
+    scalar at its step, the others stay in metrics.jsonl only."""
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install --no-deps -r "
+                                              "requirements-test.txt)")
+    from tb_events import check_tensorboard
+    ahpo.main(_args(toy, "ahpo", 2, "--report-to", "tensorboard", "--rollouts", "2", out="tb"))
+    rows = check_tensorboard(str(toy / "tb"))
+    assert len(rows) == 2 and {"mode", "per_prompt"} <= set(rows[0])
 
 
 def test_ahpo_learns_the_toy_task(toy):

@@ -33,6 +33,9 @@ def world(tmp_path_factory):
     _run(d, "evaluate.py", "--model", "model_a", "--text-only", "--max-new-tokens", "2",
          "--out", "runs/eval/a", check=True)
     (d / "empty_dir").mkdir()
+    (d / "foreign_run").mkdir()      # a folder with a training run's files but no run.json
+    (d / "foreign_run/metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    (d / "foreign_run/step-3").mkdir()
     (d / "no_weights").mkdir()
     (d / "no_weights/config.json").write_text("{}")
     recs = [json.loads(line) for line in open(d / "data/bench/records.jsonl")]
@@ -42,6 +45,8 @@ def world(tmp_path_factory):
     (d / "pred_unknown.jsonl").write_text("\n".join(pred[:1] + ['{"id": "nope-L1-0", "response": ""}']) + "\n")
     (d / "garbage.jsonl").write_text("not json\n{\"id\": 1}\n")
     (d / "empty.jsonl").write_text("")
+    (d / "cfg_unknown.toml").write_text('batch-size = 1\nbatch = 2\n')
+    (d / "cfg_bad.json").write_text('{"args": {"batch_size": 0}}')
     return d
 
 
@@ -129,13 +134,26 @@ CASES = [
                                                    "input data"], None),
     # ahpo: traces are required in mode ahpo, and must match prompts
     ("ahpo-traces-missing", "ahpo.py", ["--traces", "missing.jsonl", "--out", "runs/x"], ERROR,
-     ["--traces missing.jsonl", "not found", "--traces none"], "runs/x"),
+     ["--traces missing.jsonl", "not found", "--mode grpo"], "runs/x"),
     ("ahpo-traces-empty", "ahpo.py", ["--traces", "empty.jsonl", "--out", "runs/x"], ERROR,
      ["--traces empty.jsonl", "no usable trace"], "runs/x"),
     ("ahpo-traces-unmatched", "ahpo.py", ["--traces", "data/bench_traces.jsonl", "--out", "runs/x"], ERROR,
      ["data/bench_traces.jsonl", "none of its", "data/train/records.jsonl"], "runs/x"),
-    ("ahpo-none-for-sft-mode", "ahpo.py", ["--mode", "sft", "--traces", "none", "--out", "runs/x"], ERROR,
-     ["--traces none", "mode sft"], "runs/x"),
+    # ahpo: settings that train nothing the mode promises, refused by the parser (ahpo.check_method)
+    ("ahpo-none-for-sft-mode", "ahpo.py", ["--mode", "sft", "--traces", "none", "--out", "runs/x"], USAGE,
+     ["--traces none", "mode sft", "needs expert traces"], "runs/x"),
+    ("ahpo-traces-none", "ahpo.py", ["--traces", "none", "--out", "runs/x"], USAGE,
+     ["--traces none", "xi = 0", "--mode grpo"], "runs/x"),
+    ("ahpo-rollouts-1", "ahpo.py", ["--rollouts", "1", "--out", "runs/x"], USAGE,
+     ["--rollouts 1", "mode ahpo", "L_on is identically 0"], "runs/x"),
+    ("ahpo-rollouts-1-grpo", "ahpo.py", ["--mode", "grpo", "--rollouts", "1", "--out", "runs/x"], USAGE,
+     ["--rollouts 1", "mode grpo", "every advantage is 0"], "runs/x"),
+    ("ahpo-r-hat-over-rollouts", "ahpo.py", ["--r-hat", "5", "--rollouts", "2", "--out", "runs/x"], USAGE,
+     ["--r-hat 5 > --rollouts 2", "never closes", "--mode static"], "runs/x"),
+    ("ahpo-r-hat-0", "ahpo.py", ["--r-hat", "0", "--out", "runs/x"], USAGE,
+     ["--r-hat 0", "xi = 0 always", "--mode grpo"], "runs/x"),
+    ("ahpo-kl-in-sft-mode", "ahpo.py", ["--mode", "sft", "--kl-coef", "0.1", "--out", "runs/x"], USAGE,
+     ["--kl-coef 0.1", "mode sft", "no rollouts"], "runs/x"),
     ("ahpo-records-missing", "ahpo.py", ["--records", "missing.jsonl", "--out", "runs/x"], ERROR,
      ["missing.jsonl", "not found"], "runs/x"),
     ("ahpo-rollouts-0", "ahpo.py", ["--rollouts", "0"], USAGE, ["--rollouts", "0"], None),
@@ -145,6 +163,10 @@ CASES = [
     ("ahpo-micro-batch-tokens-too-small", "ahpo.py", ["--micro-batch-tokens", "10", "--model", "model_a", "--out",
      "runs/x"], ERROR,
      ["--micro-batch-tokens 10", "would not fit", "raise --micro-batch-tokens to"], "runs/x"),
+    # a folder that is not this stage's run (no run.json beside its files): refused, left as it was
+    ("sft-foreign-folder", "sft.py", ["--out", "foreign_run", "--batch-size", "1"], ERROR,
+     ["foreign_run", "metrics.jsonl", "no run.json"], None),
+    ("ahpo-foreign-folder", "ahpo.py", ["--out", "foreign_run"], ERROR, ["foreign_run", "step-3", "no run.json"], None),
     # FSDP2's flags, refused before any model loads
     ("sft-dp-shard-not-a-divisor", "sft.py", ["--dp-shard", "3", "--batch-size", "1", "--out", "runs/x"], ERROR,
      ["--dp-shard 3", "does not divide the 1 processes"], "runs/x"),
@@ -159,6 +181,19 @@ CASES = [
     ("elicit-limit-neg", "elicit.py", ["--limit", "-2"], USAGE, ["--limit", "-2"], None),
     ("elicit-rerun-other-attempts", "elicit.py", ["--text-only", "--attempts", "3"], ERROR,
      ["data/traces.run.json", "attempts: 1 -> 3"], None),
+    # --config FILE: a key the stage lacks, a value its flag refuses, a run.json of another stage;
+    # a flag overrides the file (and then differs from the run the file recorded)
+    ("config-unknown-key", "sft.py", ["--config", "cfg_unknown.toml"], USAGE,
+     ["--config cfg_unknown.toml", "unknown key 'batch'"], None),
+    ("config-bad-value", "sft.py", ["--config", "cfg_bad.json", "--out", "runs/x"], USAGE,
+     ["--batch-size", "0 must be at least 1", "--config cfg_bad.json"], "runs/x"),
+    ("config-missing", "evaluate.py", ["--config", "nope.toml"], USAGE, ["--config nope.toml", "not found"], None),
+    ("config-other-stage", "ahpo.py", ["--config", "runs/sft/run.json", "--out", "runs/x"], USAGE,
+     ["--config runs/sft/run.json", "unknown key 'batch_size'", "ahpo.py"], "runs/x"),
+    ("config-flag-overrides", "sft.py", ["--config", "runs/sft/run.json", "--batch-size", "2"], ERROR,
+     ["runs/sft/run.json", "batch_size: 1 -> 2"], None),
+    ("config-eval-flag-overrides", "evaluate.py", ["--config", "runs/eval/a/run.json", "--out", "runs/eval/a",
+     "--max-new-tokens", "3"], ERROR, ["runs/eval/a/run.json", "max_new_tokens: 2 -> 3"], None),
 ]
 
 
@@ -176,6 +211,68 @@ def test_bad_input_is_refused_cleanly(world, case):
     assert not changed, changed
     if absent:
         assert not (world / absent).exists(), absent
+
+
+def test_config_reruns_a_past_run_with_its_settings(world, monkeypatch):
+    """A run.json read back by --config gives the settings that wrote it: the rerun check passes
+    for sft's and evaluate's runs in the fixture, and for an ahpo run of non-default settings
+    (the mode, a renamed dest, switches, floats) recorded here; a flag still overrides the file."""
+    import ahpo
+    import evaluate
+    import sft
+    from harness import cli, runs
+    from tasks.records import BOX_REQUEST
+    from vlm import training
+    monkeypatch.chdir(world)
+    args = sft.parse_args(["--config", "runs/sft/run.json"])
+    new = runs.settings(args, inputs={"data": args.data}, model=training.start_model(args))
+    assert runs.check("runs/sft", new, may_differ=cli.MAY_DIFFER) is not None   # not refused, not fresh
+    assert json.load(open("runs/sft/run.json"))["args"] == {k: v for k, v in new["args"].items()}
+
+    args = evaluate.parse_args(["--config", "runs/eval/a/run.json", "--out", "runs/eval/a"])
+    new = {**runs.settings(args, inputs={"records": args.records}, model=args.model), "prompt": BOX_REQUEST}
+    assert runs.differences(json.load(open("runs/eval/a/run.json")), new) == []
+
+    argv = ["--mode", "luffy", "--rollouts", "3", "--gamma", "0.25", "--no-std", "--text-only", "--lr", "3e-4",
+            "--seed", "-7", "--out", "runs/luffy"]
+    old = ahpo.parse_args(argv)
+    ahpo.resolve_defaults(old)
+    old = runs.settings(old, inputs={"records": old.records, "traces": old.traces})
+    runs.write("runs/luffy", old)
+    args = ahpo.parse_args(["--config", "runs/luffy/run.json", "--out", "runs/luffy"])
+    ahpo.resolve_defaults(args)
+    assert runs.differences(old, runs.settings(args, inputs={"records": args.records, "traces": args.traces})) == []
+    assert "config" not in vars(args) and args.n == 3 and args.no_std and args.seed == -7
+    assert ahpo.parse_args(["--config", "runs/luffy/run.json", "--rollouts", "4"]).n == 4   # the flag wins
+
+
+def test_config_file_keys_and_values(tmp_path, capsys):
+    """TOML or JSON, flat or under "args", flag names or dests; a switch must be true/false; a
+    key given twice is refused; --overwrite is never taken from a file (a note says so)."""
+    import synth
+    base = ["--out", str(tmp_path / "d")]
+    (tmp_path / "a.toml").write_text('tasks = ["maze", "hanoi"]\nlevels = [1, 2]\nno-images = true\ncount = 2\n')
+    a = synth.parse_args(["--config", str(tmp_path / "a.toml"), *base])
+    assert (a.tasks, a.levels, a.no_images, a.count) == (["maze", "hanoi"], [1, 2], True, 2)
+    assert synth.parse_args(["--config", str(tmp_path / "a.toml"), "--count", "3", *base]).count == 3
+    (tmp_path / "b.json").write_text('{"args": {"no_images": "yes"}}')
+    (tmp_path / "c.json").write_text('{"count": 1, "count_": 2}')
+    (tmp_path / "d.json").write_text('{"workers": 1, "workers": 2, "seed": null}')
+    for name, words in (("b.json", "not true or false"), ("c.json", "unknown key 'count_'")):
+        with pytest.raises(SystemExit) as e:
+            synth.parse_args(["--config", str(tmp_path / name)])
+        assert e.value.code == USAGE and words in capsys.readouterr().err
+    assert synth.parse_args(["--config", str(tmp_path / "d.json")]).workers == 2    # JSON: the last one
+    import elicit
+    (tmp_path / "e.json").write_text('{"overwrite": true, "limit": 3}')
+    e = elicit.parse_args(["--config", str(tmp_path / "e.json")])
+    assert e.limit == 3 and e.overwrite is False
+    assert "overwrite is not taken from a file" in capsys.readouterr().err
+    (tmp_path / "f.json").write_text('{"rollouts": 3, "n": 4}')
+    import ahpo
+    with pytest.raises(SystemExit):
+        ahpo.parse_args(["--config", str(tmp_path / "f.json")])
+    assert "keys 'rollouts' and 'n' both set --rollouts" in capsys.readouterr().err
 
 
 GROUPS = ("data", "model", "method", "budget", "distributed", "output")

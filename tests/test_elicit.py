@@ -188,3 +188,29 @@ def test_local_model_mode_runs_and_counts_its_rejects(pool, tmp_path):
     assert all(r["attempts"] == 2 for r in rej)
     report = (tmp_path / "traces_report.md").read_text()
     assert f"| **all** | {res['kept']} |" in report
+
+
+def test_quiet_silences_transformers_bars_in_the_model_rewriter(pool, tmp_path):
+    """--quiet holds for transformers' "Loading weights" bar too; the run without it shows the bar
+    is there to silence."""
+    import os
+    import subprocess
+    import sys
+
+    import vlm
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    vlm.make_tiny(str(tmp_path / "rewriter"), kind="causal", seed=0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    err = {}
+    for quiet in (False, True):
+        p = subprocess.run([sys.executable, os.path.join(root, "elicit.py"), "--records", str(pool / "train/records.jsonl"),
+                            "--out", str(tmp_path / f"q{int(quiet)}/traces.jsonl"), "--rewriter", "model", "--model",
+                            str(tmp_path / "rewriter"), "--limit", "2", "--attempts", "1", "--max-new-tokens", "2",
+                            "--device", "cpu", *(["--quiet"] if quiet else [])],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        err[quiet] = p.stderr
+    assert "Loading weights" in err[False], err[False][-2000:]
+    assert "Loading weights" not in err[True] and "it/s]" not in err[True], err[True][-2000:]
+    assert "this run: kept 0, rejected 2" in err[True]      # the model ran

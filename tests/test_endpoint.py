@@ -80,7 +80,10 @@ def test_faults_are_survived_and_every_record_answered_once(bench, tmp_path):
     assert s["usage"]["completion_tokens"] == 7 * len(recs) and s["usage"]["n_records"] == len(recs)
     assert s["usage"]["prompt_tokens"] == sum(x["usage"]["prompt_tokens"] for x in got)
     assert s["latency_s"]["n_records"] == len(recs) and s["latency_s"]["total"] > 0
-    assert json.load(open(tmp_path / "out/summary.json"))["endpoint"] == {"url": srv.url, "model": "m"}
+    # the name each reply came back under is kept (here the one asked for)
+    assert json.load(open(tmp_path / "out/summary.json"))["endpoint"] == {"url": srv.url, "model": "m",
+                                                                          "served_as": ["m"]}
+    assert {x["model"] for x in got} == {"m"}
 
 
 def test_a_request_that_keeps_failing_is_recorded_as_failed_and_retried_next_run(bench, tmp_path):
@@ -374,3 +377,270 @@ def test_ctrl_c_exits_at_once_in_one_line_and_keeps_the_replies(bench, tmp_path)
     counts = srv.answered()
     assert s["overall"] == 100.0 and set(counts) == {r["id"] for r in recs}
     assert sum(counts.values()) - len(recs) <= 2
+
+
+# ---- the rough corners a real server showed (issue 31): each case against the fault server ------------
+def _image_args(bench, srv, out, *extra):
+    args = _args(bench, srv, out, *extra)
+    args.remove("--text-only")
+    return args
+
+
+def _settle(srv, t_max=5.0):
+    """The log once it stops growing: a request in flight when a run returns may still arrive."""
+    n, t_end = -1, time.monotonic() + t_max
+    while n != len(srv.log) and time.monotonic() < t_end:
+        n = len(srv.log)
+        time.sleep(0.3)
+    return n
+
+
+def test_the_same_server_error_for_every_image_request_stops_the_run_and_names_text_only(bench, tmp_path):
+    """llama.cpp's server answers every image request to a text-only model with one HTTP 500: the
+    run stops after the first few, retries almost nothing, and says --text-only may be meant."""
+    from harness import client
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, root=str(bench), text_only=False, images_500=True)
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(_image_args(bench, srv, out, "--retries", "5"))
+        n_sent = _settle(srv)
+    finally:
+        srv.close()
+    msg = str(e.value)
+    assert "the first 5 requests all failed with the same server error" in msg and "\n" not in msg
+    assert 'HTTP 500: can only concatenate str (not "list") to str' in msg and "--text-only may be" in msg
+    # each record asked at most once, but for the replies before the same error was seen 3 times
+    # (6 tries a record, 48 requests, before); at least the 5 failures the run stopped on
+    assert evaluate.REFUSALS_TO_STOP <= n_sent <= len(recs) + client.SAME_ERROR_TRIP - 1
+    assert len(_lines(out / evaluate.ENDPOINT_FILE)) == evaluate.REFUSALS_TO_STOP
+    assert not (out / "predictions.jsonl").exists()
+
+
+def test_a_server_error_that_passes_is_retried_not_taken_for_a_refusal(bench, tmp_path):
+    """The same HTTP 500 twice, then answers: under the trip count, so retried as before."""
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, faults={recs[0]["id"]: ["500"], recs[1]["id"]: ["500"]})
+    try:
+        s = evaluate.main(_args(bench, srv, tmp_path / "out", "--concurrency", "1"))
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and s["n_failed"] == 0
+
+
+def test_empty_and_cut_replies_are_counted_per_task_and_the_reasoning_shown(bench, tmp_path):
+    recs = _records(bench)
+    a, b, c = recs[0], recs[1], recs[2]
+    assert a["task"] == b["task"] != c["task"]
+    srv = FakeEndpoint(recs, faults={a["id"]: ["empty"], b["id"]: ["length"], c["id"]: ["empty"]})
+    out = tmp_path / "out"
+    try:
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        srv.close()
+    # content null with the answer only in the reasoning, and a reply cut at max tokens: both score 0
+    assert s["n_correct"] == len(recs) - 3 and s["n_failed"] == 0
+    assert s["n_empty"] == 2 and s["n_cut"] == 1
+    assert s["per_task_empty"] == {t: (t in (a["task"], c["task"])) * 1 for t in s["per_task"]}
+    assert s["per_task_cut"] == {t: (t == b["task"]) * 1 for t in s["per_task"]}
+    assert json.load(open(out / "summary.json"))["per_task_cut"] == s["per_task_cut"]
+    table = (out / "table.md").read_text()
+    assert "| Task | Group | Accuracy | empty | cut at max tokens |" in table
+    assert f"| {a['task']} | {tasks.get(a['task']).group} | 0.0 | 1 | 1 |" in table
+    assert "**2 of 8 replies are empty**" in table and "**1 of 8 replies were cut at max tokens**" in table
+    html = (out / "report.html").read_text()
+    assert f'<td data-key="empty:{a["task"]}">1</td>' in html and f'<td data-key="cut:{b["task"]}">1</td>' in html
+    # the reasoning, where the empty reply's answer is, is on the page, collapsed
+    entry = html.split(f'id="{a["id"]}"')[1].split('<div class="entry"')[0]
+    assert '<details class="reasoning"><summary>reasoning' in entry and "so it is \\boxed{" in entry
+    assert "empty: no answer text" in entry
+    assert "cut at max tokens" in html.split(f'id="{b["id"]}"')[1].split('<div class="entry"')[0]
+
+
+def test_a_long_retry_after_is_said_and_capped(bench, tmp_path, monkeypatch, capsys):
+    from harness import client
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, faults={recs[0]["id"]: ["429"]}, retry_after="100")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(SystemExit) as e:     # 100 s asked, 1 s allowed: failed at once
+            evaluate.main(_args(bench, srv, tmp_path / "a", "--max-retry-wait", "1"))
+        waited = time.monotonic() - t0
+        row = {r["id"]: r for r in _lines(tmp_path / "a/predictions.jsonl")}[recs[0]["id"]]
+        n_asked = sum(x["id"] == recs[0]["id"] for x in srv.log)
+        # a wait said on stderr: here from 0.1 s on (NOTE_AFTER), with what is waited for
+        monkeypatch.setattr(client, "NOTE_AFTER", 0.1)
+        srv.retry_after = "0.3"
+        srv.faults = {recs[1]["id"]: ["429"]}
+        srv.n.clear()                            # the fault plans count from this run's requests
+        capsys.readouterr()
+        s = evaluate.main(_args(bench, srv, tmp_path / "b"))
+        err = capsys.readouterr().err
+    finally:
+        srv.close()
+    # 100 s would have been waited before; 10 s leaves a loaded machine a wide margin
+    assert waited < 10 and "1 of 8 requests failed" in str(e.value)
+    assert row["failed"] and "Retry-After" in row["error"] and "100 s" in row["error"]
+    assert "--max-retry-wait" in row["error"] and n_asked == 1
+    assert s["overall"] == 100.0
+    said = [ln for ln in err.splitlines() if ln.startswith("note: waiting")]
+    assert len(said) == 1 and recs[1]["id"] in said[0], err
+    assert "Retry-After" in said[0] and "HTTP 429: slow down" in said[0] and "0.3 s" in said[0]
+
+
+def test_a_trickled_reply_meets_the_deadline(bench, tmp_path):
+    """One byte every 0.05 s never trips --timeout (seconds without a byte), and the whole reply
+    would take about 20 s; --deadline 1 cuts each try at 1 s."""
+    recs = _records(bench)
+    slow, never = recs[0]["id"], recs[1]["id"]
+    srv = FakeEndpoint(recs, faults={slow: ["trickle"], never: ["trickle", "trickle"]})
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(_args(bench, srv, out, "--deadline", "1", "--retries", "1"))
+    finally:
+        srv.close()
+    assert "1 of 8 requests failed" in str(e.value)
+    got = {x["id"]: x for x in _lines(out / evaluate.ENDPOINT_FILE)}
+    assert got[slow]["attempts"] == 2 and "\\boxed{" in got[slow]["response"]
+    assert got[never]["failed"] and "deadline of 1.0 s" in got[never]["error"]
+    t = [x["t"] for x in srv.log if x["id"] == slow]
+    assert 1.0 <= t[1] - t[0] < 10, t      # cut at the deadline, far from the 20 s the reply takes
+
+
+def test_invalid_utf8_is_replaced_kept_and_counted(bench, tmp_path):
+    """A server that sends a bad byte sends it on every try: the reply is kept (the byte replaced
+    by U+FFFD) at the first try and counted, where before every retry failed."""
+    recs = _records(bench)
+    bad = recs[0]["id"]
+    srv = FakeEndpoint(recs, faults={bad: ["badutf8"] * 4})
+    out = tmp_path / "out"
+    try:
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        srv.close()
+    assert s["overall"] == 100.0 and s["n_failed"] == 0 and s["n_invalid_utf8"] == 1
+    row = {r["id"]: r for r in _lines(out / "predictions.jsonl")}[bad]
+    assert row["response"].startswith("\ufffdI checked it.") and row["invalid_utf8"] == 1
+    assert row["attempts"] == 1 and sum(x["id"] == bad for x in srv.log) == 1
+    assert "1 replies held bytes that are not UTF-8" in (out / "table.md").read_text()
+
+
+def test_preflight_wants_the_exact_model_name(bench, tmp_path):
+    """A server listing /path/to/smollm does not serve 'smollm': refused before anything is
+    written, with the listed name offered; the listed name itself runs."""
+    from harness import client
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, models=("/path/to/smollm",))
+    out = tmp_path / "out"
+    try:
+        args = _args(bench, srv, out)
+        args[args.index("--endpoint-model") + 1] = "smollm"
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(args)
+        assert srv.log == [] and not out.exists()
+        args[args.index("--endpoint-model") + 1] = "/path/to/smollm"
+        s = evaluate.main(args)
+        # Gemini's style, "models/<name>" listed and "<name>" served, still passes
+        srv.models = ["models/gemini-x"]
+        assert client.preflight(srv.url, model="gemini-x") is None
+        assert "does not serve model 'gemini'" in client.preflight(srv.url, model="gemini")
+    finally:
+        srv.close()
+    assert "does not serve model 'smollm'" in str(e.value) and "\n" not in str(e.value)
+    assert "did you mean --endpoint-model /path/to/smollm?" in str(e.value)
+    assert s["overall"] == 100.0
+
+
+def test_a_url_without_v1_fails_preflight_with_the_fix_and_writes_nothing(bench, tmp_path):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs)
+    out = tmp_path / "out"
+    bare = srv.url[:-len("/v1")]
+    try:
+        args = _args(bench, srv, out)
+        args[args.index("--endpoint") + 1] = bare
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(args)
+        assert srv.log == [] and not out.exists()
+        s = evaluate.main(_args(bench, srv, out))     # the corrected URL is not refused
+    finally:
+        srv.close()
+    msg = str(e.value)
+    assert "HTTP 404" in msg and f"did you mean {srv.url}?" in msg and "\n" not in msg
+    assert s["overall"] == 100.0
+
+
+def test_the_served_model_name_is_kept_and_a_difference_said_once(bench, tmp_path, capsys):
+    recs = _records(bench)
+    srv = FakeEndpoint(recs, served_as="m-2025-01-01")
+    out = tmp_path / "out"
+    try:
+        s = evaluate.main(_args(bench, srv, out))
+    finally:
+        srv.close()
+    err = capsys.readouterr().err
+    said = [ln for ln in err.splitlines() if "answers as model" in ln]
+    assert len(said) == 1 and "'m-2025-01-01'" in said[0] and "--endpoint-model 'm'" in said[0], err
+    assert {x["model"] for x in _lines(out / evaluate.ENDPOINT_FILE)} == {"m-2025-01-01"}
+    assert {r["model"] for r in _lines(out / "predictions.jsonl")} == {"m-2025-01-01"}
+    assert s["endpoint"]["served_as"] == ["m-2025-01-01"] and s["overall"] == 100.0
+
+
+def test_an_unasked_for_stream_is_named_and_not_retried(bench, tmp_path):
+    recs = _records(bench)
+    rid = recs[0]["id"]
+    srv = FakeEndpoint(recs, faults={rid: ["stream"] * 4})
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(_args(bench, srv, out))
+    finally:
+        srv.close()
+    assert "1 of 8 requests failed" in str(e.value)
+    row = {r["id"]: r for r in _lines(out / "predictions.jsonl")}[rid]
+    assert "text/event-stream" in row["error"] and '"stream": false' in row["error"]
+    assert "JSONDecodeError" not in row["error"] and sum(x["id"] == rid for x in srv.log) == 1
+
+
+def test_a_batch_outputs_failures_are_named_kept_and_sent_again(bench, tmp_path):
+    """A batch output's failed lines (HTTP 500 and 400 with their bodies, an expired line): each
+    keeps its message, the exit names every failed custom_id and does not promise that scoring
+    again retries anything; --export-requests with --predictions writes just those requests,
+    and their output scored after the first's replaces the failures."""
+    recs = _records(bench)
+
+    def answer(r):
+        return {"id": f"b-{r['id']}", "custom_id": r["id"], "error": None, "response": {
+            "status_code": 200, "body": {"model": "m", "choices": [{"message": {
+                "content": f"\\boxed{{{r['answer']}}}"}, "finish_reason": "stop"}]}}}
+    lines = [answer(r) for r in recs]
+    lines[0]["response"] = {"status_code": 500, "body": {"error": {"message": "the model crashed",
+                                                                  "type": "server_error"}}}
+    lines[1]["response"] = {"status_code": 400, "body": {"error": {"message": "max_tokens is too large"}}}
+    lines[2] = {"id": "b-2", "custom_id": recs[2]["id"], "response": None,
+                "error": {"code": "batch_expired", "message": "the batch expired"}}
+    batch = tmp_path / "batch_output.jsonl"
+    batch.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    common = ["--records", str(bench / "records.jsonl"), "--quiet"]
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([*common, "--predictions", str(batch), "--out", str(tmp_path / "b")])
+    msg = str(e.value)
+    assert "3 of 8 requests failed" in msg and all(r["id"] in msg for r in recs[:3])
+    assert "rerun the same command" not in msg and "Scoring the file again retries nothing" in msg
+    rows = {r["id"]: r for r in _lines(tmp_path / "b/predictions.jsonl")}
+    assert rows[recs[0]["id"]]["error"] == "batch: HTTP 500: the model crashed"
+    assert rows[recs[1]["id"]]["error"] == "batch: HTTP 400: max_tokens is too large"
+    assert rows[recs[2]["id"]]["error"] == "batch: the batch expired"
+    table = (tmp_path / "b/table.md").read_text()
+    assert "rerun the same command" not in table and "scoring the file again retries nothing" in table
+    # the requests to send again: exactly the three failed ones
+    retry = tmp_path / "retry.jsonl"
+    evaluate.main([*common, "--export-requests", str(retry), "--predictions", str(batch), "--endpoint-model", "m"])
+    assert [x["custom_id"] for x in _lines(retry)] == [r["id"] for r in recs[:3]]
+    # their output after the first's: every failure replaced by its answer
+    both = tmp_path / "both.jsonl"
+    both.write_text(batch.read_text() + "".join(json.dumps(answer(r)) + "\n" for r in recs[:3]))
+    s = evaluate.main([*common, "--predictions", str(both), "--out", str(tmp_path / "c")])
+    assert s["overall"] == 100.0 and s["n_failed"] == 0

@@ -261,3 +261,24 @@ def test_a_record_without_a_level_is_kept_unless_levels_are_chosen(tmp_path):
     assert s["overall"] == 100.0 and s["n"] == 1
     with pytest.raises(SystemExit, match="no record of the selected tasks and levels"):
         evaluate.main(["--records", str(p), "--predictions", str(pred), "--out", str(tmp_path / "o"), "--levels", "1"])
+
+
+# ---- --quiet holds for the libraries' progress bars too ---------------------------------------------
+def test_quiet_silences_transformers_bars(small, tmp_path):
+    """Without --model the tiny model is built (save_pretrained: "Writing model shards") and loaded
+    ("Loading weights"): transformers' bars on stderr, unless --quiet. The run without --quiet
+    shows the bars are there to silence (else this test could not fail)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    err = {}
+    for quiet in (False, True):
+        out = tmp_path / f"q{int(quiet)}"
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "evaluate.py"), "--records",
+                            str(small / "bench/records.jsonl"), "--text-only", "--limit", "2", "--max-new-tokens", "2",
+                            "--out", str(out), *(["--quiet"] if quiet else [])],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        err[quiet] = p.stderr
+    assert "Writing model shards" in err[False] and "Loading weights" in err[False], err[False][-2000:]
+    assert "Writing model shards" not in err[True] and "Loading weights" not in err[True], err[True][-2000:]
+    assert "it/s]" not in err[True] and "evaluate [rank 0]" not in err[True]

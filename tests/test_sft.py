@@ -71,6 +71,51 @@ def test_only_assistant_tokens_are_counted(data):
     assert torch.equal(tb["input_ids"][0][c1], tb2["input_ids"][0][c2]) and c1.sum() == c2.sum()
 
 
+def test_report_to_tensorboard_mirrors_metrics_and_settings(data):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install --no-deps -r "
+                                              "requirements-test.txt)")
+    from tb_events import check_tensorboard
+    sft.main(_args(data, "tb", "--max-steps", "2", "--report-to", "tensorboard"))
+    assert len(check_tensorboard(str(data / "tb"))) == 2
+
+
+def test_report_to_wandb_mirrors_metrics_and_settings(data, monkeypatch):
+    """wandb itself is not installed for the tests: a stand-in module records what the run asks
+    of it (init's project, config and folder; log's numbers and step; finish)."""
+    import types
+    made = []
+
+    class Run:
+        def __init__(self, **kw):
+            self.init, self.logged, self.finished = kw, [], False
+            made.append(self)
+
+        def log(self, numbers, step):
+            self.logged.append((step, numbers))
+
+        def finish(self):
+            self.finished = True
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=Run))
+    monkeypatch.setenv("WANDB_PROJECT", "mm-helix-test")
+    sft.main(_args(data, "wb", "--max-steps", "2", "--report-to", "wandb"))
+    (run,) = made
+    assert run.init == {"project": "mm-helix-test", "name": "wb", "dir": str(data / "wb"),
+                        "config": json.load(open(data / "wb/run.json"))}
+    rows = _metrics(data / "wb/metrics.jsonl")
+    assert run.logged == [(r["step"], {k: v for k, v in r.items() if k != "step"}) for r in rows]
+    assert run.finished
+
+
+@pytest.mark.parametrize("target", ["tensorboard", "wandb"])
+def test_report_to_without_its_package_is_one_line_before_the_model(data, monkeypatch, target):
+    monkeypatch.setitem(sys.modules, target, None)   # import fails as if it were not installed
+    with pytest.raises(SystemExit) as e:
+        sft.main(_args(data, "nopkg", "--report-to", target))
+    msg = str(e.value.code)
+    assert msg.startswith(f"error: --report-to {target} needs the {target} package") and "\n" not in msg
+    assert f"pip install {target}" in msg and not (data / "nopkg").exists()
+
+
 def test_resume_equals_an_uninterrupted_run(data):
     sft.main(_args(data, "full", "--max-steps", "4", "--save-every", "2"))
     # a run killed after step 3: its step-2 checkpoint survives, step 3's metrics row is stale
@@ -256,3 +301,20 @@ def test_checkpoint_of_four_processes_resumes_at_two_and_one(data):
                        capture_output=True, text=True)
     assert r.returncode != 0 and "lr: 0.003 -> 0.5" in r.stderr.strip().splitlines()[-1]
     assert sorted(os.listdir(data / "d4-at1")) == before
+
+
+def test_quiet_silences_transformers_bars(data, tmp_path):
+    """sft.py --quiet: no progress line of ours and none of transformers' ("Loading weights" when
+    the model loads, "Writing model shards" when final/ is saved); without it both are there, so
+    this test can fail."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    err = {}
+    for quiet in (False, True):
+        p = subprocess.run([sys.executable, "sft.py", *_args(data, f"quiet{int(quiet)}", "--max-steps", "1"),
+                            *(["--quiet"] if quiet else [])], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        err[quiet] = p.stderr
+    assert "Writing model shards" in err[False] and "Loading weights" in err[False], err[False][-2000:]
+    assert "Writing model shards" not in err[True] and "Loading weights" not in err[True], err[True][-2000:]
+    assert "it/s]" not in err[True]

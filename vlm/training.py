@@ -468,6 +468,7 @@ class Run:
     opt: Any = None            # set by start()
     start_step: int = 0        # steps already done (start(): from the checkpoint)
     metrics: Any = None        # metrics.jsonl, open for appending on rank 0 (start())
+    reporters: Any = None      # --report-to: Reporters on rank 0 (start()), else None
 
     @property
     def master(self):
@@ -552,10 +553,11 @@ def load_reference(run):
     return ref
 
 
-def start(run, args):
+def start(run, args, settings=None):
     """The optimizer, restored from the checkpoint being continued (weights, states, the step,
-    the RNG), and metrics.jsonl opened on rank 0 after that step. Call it once the run folder is
-    taken (harness.runs.take)."""
+    the RNG), and metrics.jsonl opened on rank 0 after that step, with its --report-to mirrors
+    (which record `settings`, run.json's). Call it once the run folder is taken
+    (harness.runs.take)."""
     run.opt = make_optimizer(run.params, run.lr, args.weight_decay, run.sharded)
     if run.resume:
         run.start_step = resume(run, run.resume)
@@ -564,6 +566,10 @@ def start(run, args):
     os.makedirs(args.out, exist_ok=True)
     if run.master:
         run.metrics = open_metrics(os.path.join(args.out, "metrics.jsonl"), run.start_step)
+        targets = getattr(args, "report_to", "none")
+        if targets != "none":
+            run.reporters = Reporters(targets.split(","), args.out, settings or {"args": vars(args)},
+                                      run.start_step)
     return run
 
 
@@ -586,10 +592,63 @@ def open_metrics(path, start_step):
 
 
 def log_metrics(run, row):
-    """One row of metrics.jsonl (rank 0), flushed: a killed run keeps every finished step."""
+    """One row of metrics.jsonl (rank 0), flushed: a killed run keeps every finished step; and
+    its numbers to --report-to's mirrors."""
     if run.master:
         run.metrics.write(json.dumps(row) + "\n")
         run.metrics.flush()
+        if run.reporters is not None:
+            run.reporters.log(row)
+
+
+def _hparam(v):
+    """A setting as TensorBoard's hparams take it: a number, a string or a bool; JSON otherwise."""
+    return v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
+
+
+class Reporters:
+    """--report-to on rank 0: TensorBoard (a SummaryWriter on <out>/tb) and/or Weights & Biases
+    get the run's settings once (TensorBoard: as hparams, and as text) and every metrics.jsonl
+    row's numbers under the row's own keys at its step. A row's other fields are left to
+    metrics.jsonl: ahpo's mode is a setting already, and its per_prompt lists (record id,
+    successes, xi per prompt) are no curve. The packages are imported here, after
+    harness.cli.check_report_to has found them."""
+
+    def __init__(self, targets, out, settings, start_step):
+        self.tb = self.wandb = None
+        if "tensorboard" in targets:
+            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard.summary import hparams
+            # a run continued from step-k drops what a crash logged after step k, as
+            # open_metrics drops those rows: events at step > k are purged
+            self.tb = SummaryWriter(os.path.join(out, "tb"), purge_step=start_step + 1 if start_step else None)
+            flat = {k: _hparam(v) for k, v in settings.get("args", {}).items()}
+            flat.update({f"input {k}": _hparam(v) for k, v in settings.get("inputs", {}).items()})
+            flat.update({k: _hparam(v) for k, v in settings.items() if k not in ("args", "inputs")})
+            for summary in hparams(flat, {}):
+                self.tb.file_writer.add_summary(summary)
+            self.tb.add_text("settings", "    " + json.dumps(settings, indent=1).replace("\n", "\n    "))
+            self.tb.flush()
+        if "wandb" in targets:
+            import wandb
+            self.wandb = wandb.init(project=os.environ.get("WANDB_PROJECT", "mm-helix"),
+                                    name=os.path.basename(os.path.abspath(out)), config=settings, dir=out)
+
+    def log(self, row):
+        numbers = {k: v for k, v in row.items()
+                   if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if self.tb is not None:
+            for k, v in numbers.items():
+                self.tb.add_scalar(k, v, global_step=row["step"])
+            self.tb.flush()   # as metrics.jsonl: a killed run keeps every finished step
+        if self.wandb is not None:
+            self.wandb.log(numbers, step=row["step"])
+
+    def close(self):
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 def save_final(run, path):
@@ -614,4 +673,6 @@ def finish(run, out):
     save_final(run, os.path.join(out, "final"))
     if run.master:
         run.metrics.close()
+        if run.reporters is not None:
+            run.reporters.close()
     dist_close()
