@@ -153,8 +153,7 @@ def parse_args(argv=None):
     g.add_argument("--rollout-chunk", type=cli.nonneg_int, default=0,
                    help="prompts per sampler call (0: a rank's share); rollouts of a chunk "
                         "depend only on (seed, step, chunk), so any number of ranks gives the same samples")
-    g.add_argument("--micro-batch-size", type=cli.positive_int, default=8,
-                   help="sequences per forward pass (does not change the gradient)")
+    cli.micro_batch_flags(g, size=8)
     cli.distributed_flags(p.add_argument_group("distributed"))
     cli.output_flags(p.add_argument_group("output"), None,
                      "output folder (default: runs/<mode>, runs/ahpo-sft for mode sft; "
@@ -314,6 +313,8 @@ def check_lengths(args, proc, prompts, max_len, text_only, master=True):
     Returns the prompts."""
     mode = MODES[args.mode]
     P = modelio.prompt_lengths(proc, [p["messages"] for p in prompts], drop_images=text_only)
+    for p, n in zip(prompts, P):   # kept: the token budgets of the micro-batches are planned from them
+        p["prompt_len"] = n
     k = max(range(len(P)), key=P.__getitem__)
     if mode.rollouts and P[k] + args.max_new_tokens > max_len:
         raise SystemExit(f"error: {args.records}: prompt {prompts[k]['record']['id']} of {P[k]} tokens + "
@@ -321,7 +322,10 @@ def check_lengths(args, proc, prompts, max_len, text_only, master=True):
                          f"{max_len}: rollouts would be cut; raise --max-len to {P[k] + args.max_new_tokens}")
     ex = [(p, n) for p, n in zip(prompts, P) if p["expert"]]
     if mode.expert != "none" and ex:
-        rows = [n + c for (_, n), c in zip(ex, modelio.completion_lengths(proc, [p["expert"] for p, _ in ex]))]
+        C = modelio.completion_lengths(proc, [p["expert"] for p, _ in ex])
+        for (p, _), c in zip(ex, C):
+            p["expert_len"] = c
+        rows = [n + c for (_, n), c in zip(ex, C)]
         what = modelio.too_long([p["record"] for p, _ in ex], rows, max_len, "expert traces")
         if what:
             if not args.drop_long:
@@ -334,6 +338,14 @@ def check_lengths(args, proc, prompts, max_len, text_only, master=True):
             prompts = [p for p in prompts if p["expert"] or mode.rollouts]
             if not prompts:
                 raise SystemExit(f"error: {args.traces}: every expert trace is longer than --max-len {max_len}")
+    # a micro-batch of --micro-batch-tokens must hold any one row: a prompt and one completion
+    K = args.micro_batch_tokens
+    longest = max(([P[k] + args.max_new_tokens] if mode.rollouts else [])
+                  + [p["prompt_len"] + p["expert_len"] for p in prompts if p["expert"] and "expert_len" in p], default=0)
+    if K is not None and longest > K:
+        raise SystemExit(f"error: --micro-batch-tokens {K}: a row of up to {longest} tokens (a prompt and a "
+                         f"rollout of --max-new-tokens or an expert trace) would not fit; rows are "
+                         f"never cut: raise --micro-batch-tokens to {longest}")
     return prompts
 
 
@@ -376,28 +388,19 @@ def rollouts(args, run, prompts, idx, step):
     return rows
 
 
-def micro_batches(run, items, size):
-    """items: [(messages, completion, weight)] -> [(train_batch, tensor of the weights)]. A
-    weight is a rollout's advantage A_i, a LUFFY expert member's, or an expert row's xi."""
-    out = []
-    for k in range(0, len(items), size):
-        part = items[k:k + size]
-        tb = modelio.train_batch(run.proc, [m for m, _, _ in part], [c for _, c, _ in part],
-                                 drop_images=run.text_only, max_len=run.max_len)
-        out.append((tb, torch.tensor([w for _, _, w in part], device=run.device)))
-    return out
+ROLLOUT, LUFFY, EXPERT = "rollout", "luffy", "expert"   # the kinds of completion a step trains on
 
 
-def ahpo_step(args, run, prompts, idx, step, ref=None):
-    """One optimizer step of the method (times --epochs) on the global batch `idx` (prompt
-    indices; this rank takes its share), steps 1-6 in the order of the method. Returns what step
-    7 logs (this rank's sums; main adds them over ranks)."""
-    mode, policy, world = MODES[args.mode], run.policy, run.world
+def make_groups(args, run, prompts, idx, step):
+    """Steps 1-4 for this rank's share of the global batch `idx`: rollouts, rewards, advantages,
+    the gate. Returns one group per prompt, {"messages", "prompt_len", "seqs": [(kind,
+    completion, weight, length)]} (a rollout weighted by its A_i, LUFFY's expert member by its
+    own A, an expert trace by its prompt's xi; lengths in tokens), and what step 7 logs."""
+    mode = MODES[args.mode]
     n = args.n if mode.rollouts else 0
-    per_rank = len(idx) // world
+    per_rank = len(idx) // run.world
     my_idx = idx[run.rank * per_rank:(run.rank + 1) * per_rank]
     t0 = time.perf_counter()
-
     # 1. rollouts: N per prompt, from pi_old (the current weights)
     rows = rollouts(args, run, prompts, idx, step) if n else []
     t1 = time.perf_counter()
@@ -412,83 +415,157 @@ def ahpo_step(args, run, prompts, idx, step, ref=None):
         zero_var = (A.view(-1, n) == 0).all(1).float()   # all rewards equal: A = 0 for the group
     else:
         A, zero_var = torch.zeros(0), torch.zeros(len(my_idx))
-    luffy_items = []
+    A_expert = None
     if mode.luffy:   # the expert trace is member N + 1 of its group, with reward 1
         A, A_expert = luffy_group(R, n, A, has_expert, use_std=not args.no_std)
-        luffy_items = [(prompts[i]["messages"], prompts[i]["expert"], float(A_expert[j]))
-                       for j, i in enumerate(my_idx) if has_expert[j]]
-    on_items = [(prompts[i]["messages"], ids, float(A[k])) for k, (i, ids, _) in enumerate(rows)]
-    # expert rows weighted by their prompt's xi. A prompt with xi = 0 adds xi * L_off = 0, so its
-    # trace is not run at all: only prompts with xi > 0 have expert rows
-    off_items = [(prompts[i]["messages"], prompts[i]["expert"], float(xi[j]))
-                 for j, i in enumerate(my_idx) if xi[j] > 0]
-    on_mb = micro_batches(run, on_items, args.micro_batch_size)
-    lf_mb = micro_batches(run, luffy_items, args.micro_batch_size)
-    off_mb = micro_batches(run, off_items, args.micro_batch_size)
+    # a completion: (kind, tokens or text, weight, its length in tokens)
+    groups = [{"messages": prompts[i]["messages"], "prompt_len": prompts[i].get("prompt_len"), "seqs": []}
+              for i in my_idx]
+    for k, (i, ids, _) in enumerate(rows):
+        groups[k // n]["seqs"].append((ROLLOUT, ids, float(A[k]), len(ids)))
+    for j, i in enumerate(my_idx):
+        p = prompts[i]
+        if mode.luffy and has_expert[j]:
+            groups[j]["seqs"].append((LUFFY, p["expert"], float(A_expert[j]), p.get("expert_len")))
+        # a prompt with xi = 0 adds xi * L_off = 0, so its trace is not run at all
+        elif xi[j] > 0:
+            groups[j]["seqs"].append((EXPERT, p["expert"], float(xi[j]), p.get("expert_len")))
+    info = dict(R=R, xi=xi, zero_var=zero_var, n_rows=len(rows), roll_tokens=sum(len(ids) for _, ids, _ in rows),
+                per_rank=per_rank, t_sample=t1 - t0, t_score=t2 - t1)
+    return groups, info
+
+
+def micro_batches(args, run, groups):
+    """The forward passes of steps 5-6, from this rank's groups. --micro-batch-size (today's
+    layout): rows of one kind (rollouts, then LUFFY's experts, then expert traces), that many at
+    a time, padded. --micro-batch-tokens: by positions, packed (each prompt once, no padding:
+    modelio.pack_batch) or, with --no-pack, sorted rows. Each micro-batch: its batch, the kind,
+    weight and temperature of each completion (rollouts: the sampling temperature; expert
+    tokens: the model's own, T = 1), and what the model computes (positions, padding)."""
+    seqs = [(g, i, kind, c, w) for g, grp in enumerate(groups) for i, (kind, c, w, _) in enumerate(grp["seqs"])]
+    if args.micro_batch_tokens is None:   # today's layout: one kind per micro-batch, in the order above
+        by_kind = [[s for s in seqs if s[2] == kind] for kind in (ROLLOUT, LUFFY, EXPERT)]
+        chosen = [part[k:k + args.micro_batch_size] for part in by_kind
+                  for k in range(0, len(part), args.micro_batch_size)]
+    else:
+        sizes = [(grp["prompt_len"], [n for _, _, _, n in grp["seqs"]]) for grp in groups]
+        by = {(g, i): s for s in seqs for g, i in [s[:2]]}
+        plans = modelio.plan_micro_batches(sizes, tokens=args.micro_batch_tokens, pack=not args.no_pack)
+        chosen = [[by[g, i] for g, ii in p["groups"] for i in ii] for p in plans]
+    out = []
+    for part in chosen:
+        kinds = [s[2] for s in part]
+        temps = [args.temperature if k == ROLLOUT else 1.0 for k in kinds]
+        if args.micro_batch_tokens is not None and not args.no_pack:
+            grouped = {}
+            for g, i, kind, c, w in part:
+                grouped.setdefault(g, []).append(c)
+            batch = modelio.pack_batch(run.proc, [(groups[g]["messages"], cs) for g, cs in grouped.items()],
+                                       drop_images=run.text_only, max_len=run.max_len)
+            positions, padding = batch["input_ids"].shape[1], 0
+        else:
+            batch = modelio.train_batch(run.proc, [groups[s[0]]["messages"] for s in part], [s[3] for s in part],
+                                        drop_images=run.text_only, max_len=run.max_len)
+            positions = batch["input_ids"].numel()
+            padding = positions - int(batch["attention_mask"].sum())
+        out.append(dict(batch=batch, kinds=kinds, w=torch.tensor([s[4] for s in part], device=run.device),
+                        # one temperature for the micro-batch when all agree (the numbers of today's path)
+                        T=temps[0] if len(set(temps)) == 1 else torch.tensor(temps), positions=positions,
+                        padding=padding))
+    return out
+
+
+def _rows(kinds, kind):
+    """The rows of a micro-batch of one kind: None when every row is (no indexing, no copy)."""
+    sel = [k == kind for k in kinds]
+    return None if all(sel) else torch.tensor(sel) if any(sel) else False
+
+
+def train(args, run, mbs, ref=None):
+    """Steps 5-6 on this rank's micro-batches: token counts of the WHOLE global batch, then
+    L = xi * L_off + L_on and one optimizer step per epoch. Returns what step 7 logs."""
+    policy, world = run.policy, run.world
+    pick = lambda t, sel: t if sel is None else t[sel]  # noqa: E731
+    count = lambda kind: float(sum(int(pick(mb["batch"]["completion_mask"], s).sum()) for mb in mbs  # noqa: E731
+                                   for s in [_rows(mb["kinds"], kind)] if s is not False))
     # 5. token counts T_on, T_off of the WHOLE global batch, before any backward pass
-    count = lambda mbs: float(sum(int(tb["completion_mask"].sum()) for tb, _ in mbs))  # noqa: E731
-    T_on = training.all_reduce_sum(count(on_mb) + count(lf_mb), world)
-    T_off = training.all_reduce_sum(count(off_mb), world)
-    # old log-probs: only needed when the batch is optimised more than once
-    old = []
-    if args.epochs > 1:
-        with torch.no_grad(), run.autocast():
-            for tb, _ in on_mb:
-                old.append(modelio.logprobs(policy, tb, temperature=args.temperature)[0].detach())
-    refs = []
-    if ref is not None:
-        with torch.no_grad(), run.autocast():
-            refs = [modelio.logprobs(ref, tb, temperature=args.temperature)[0] for tb, _ in on_mb]
+    T_on = training.all_reduce_sum(count(ROLLOUT) + count(LUFFY), world)
+    T_off = training.all_reduce_sum(count(EXPERT), world)
+    # old log-probs: only needed when the batch is optimised more than once; the reference's for KL
+    with_rollouts = [k for k, mb in enumerate(mbs) if ROLLOUT in mb["kinds"]]
+    old, refs = {}, {}
+    with torch.no_grad(), run.autocast():
+        for k in with_rollouts if args.epochs > 1 else ():
+            old[k] = modelio.logprobs(policy, mbs[k]["batch"], temperature=mbs[k]["T"])[0].detach()
+        for k in with_rollouts if ref is not None else ():
+            refs[k] = modelio.logprobs(ref, mbs[k]["batch"], temperature=mbs[k]["T"])[0]
+    # every rank makes as many forward + backward calls as the busiest one (FSDP2 gathers and
+    # reduces each unit once per call): the gate, LUFFY's experts and token budgets leave ranks
+    # with different counts, so the others add calls whose loss is 0 (a one-token row)
+    calls = list(enumerate(mbs))
+    n_calls = training.equal_calls(len(calls), world)
+    if n_calls > len(calls):
+        pad = modelio.train_batch(run.proc, [[{"role": "user", "content": "."}]], [[run.proc.eos_id]])
+        calls += [(None, dict(batch=pad))] * (n_calls - len(calls))
 
     # 6. the loss, L = xi * L_off + L_on, and one optimizer step per epoch. Each term is divided
     # by the token count of its WHOLE global batch (T_on, T_off), so the micro-batches of all
-    # ranks add up to the gradient of one big batch. A micro-batch holds one kind of row:
-    # rollouts and LUFFY's expert members make L_on, expert traces make xi * L_off.
-    parts = ([("rollouts", k, mb) for k, mb in enumerate(on_mb)] + [("luffy", k, mb) for k, mb in enumerate(lf_mb)]
-             + [("expert", k, mb) for k, mb in enumerate(off_mb)])
-    # every rank makes as many forward + backward calls as the busiest one (FSDP2 gathers and
-    # reduces each unit once per call): the gate and LUFFY's experts leave ranks with different
-    # counts, so the others add calls whose loss is 0 (a one-token row of their first prompt)
-    n_calls = training.equal_calls(len(parts), world)
-    if n_calls > len(parts):
-        pad = micro_batches(run, [(prompts[my_idx[0]]["messages"], [run.proc.eos_id], 0.0)], 1)[0]
-        parts += [("pad", 0, pad)] * (n_calls - len(parts))
+    # ranks add up to the gradient of one big batch. Rollouts and LUFFY's expert members make
+    # L_on, expert traces make xi * L_off (xi weighs each expert row).
     stats = dict(on=0.0, off=0.0, clip=0.0, ent=0.0, kl=0.0)
     for epoch in range(args.epochs):
-        for kind, k, (tb, w) in parts:
-            mask = tb["completion_mask"].to(run.device).float()
-            with run.autocast():  # on-policy rows: the sampling temperature; expert tokens: the model's own (T = 1)
-                logp, ent = modelio.logprobs(policy, tb, temperature=args.temperature if kind == "rollouts" else 1.0)
-            if kind == "pad":
-                (0.0 * logp.sum()).backward()   # gradients of exactly 0, the collectives of a real call
+        for k, mb in calls:
+            if k is None:   # a padding call: gradients of exactly 0, the collectives of a real one
+                with run.autocast():
+                    logp, _ = modelio.logprobs(policy, mb["batch"])
+                (0.0 * logp.sum()).backward()
                 continue
-            L_off, L_on = 0.0, 0.0
-            if kind == "rollouts":   # w: the advantages A_i
-                old_logp = old[k] if old else logp.detach()  # one epoch: pi_old = pi_theta
-                surr, clipped = on_policy_terms(logp, old_logp, w, mask, args.eps_lo, args.eps_hi)
+            mask = mb["batch"]["completion_mask"].to(run.device).float()
+            with run.autocast():
+                logp, ent = modelio.logprobs(policy, mb["batch"], temperature=mb["T"])
+            L_on, L_off = None, None
+            rows = _rows(mb["kinds"], ROLLOUT)
+            if rows is not False:    # w: the advantages A_i
+                lp, m = pick(logp, rows), pick(mask, rows)
+                old_lp = pick(old[k], rows) if old else lp.detach()  # one epoch: pi_old = pi_theta
+                surr, clipped = on_policy_terms(lp, old_lp, pick(mb["w"], rows), m, args.eps_lo, args.eps_hi)
                 L_on = -surr / max(T_on, 1.0)
                 if ref is not None:
-                    kl = kl_k3(logp, refs[k], mask)
+                    kl = kl_k3(lp, pick(refs[k], rows), m)
                     L_on = L_on + args.kl_coef * kl / max(T_on, 1.0)
                     stats["kl"] += kl.item() if epoch == 0 else 0.0
                 if epoch == 0:
                     stats["clip"] += clipped.item()
-                    stats["ent"] += (ent * mask).sum().item()
-            elif kind == "luffy":    # w: the expert member's advantage
-                L_on = -luffy_terms(logp, w, mask, args.gamma) / max(T_on, 1.0)
-            else:                    # w: xi of each row's prompt
-                L_off = expert_nll(logp, mask, w) / max(T_off, 1.0)
-            loss = L_off + L_on      # = xi * L_off + L_on: xi is inside L_off, row by row
+                    stats["ent"] += (pick(ent, rows) * m).sum().item()
+            rows = _rows(mb["kinds"], LUFFY)
+            if rows is not False:    # w: the expert member's advantage
+                term = -luffy_terms(pick(logp, rows), pick(mb["w"], rows), pick(mask, rows), args.gamma) / max(T_on, 1.0)
+                L_on = term if L_on is None else L_on + term
+            rows = _rows(mb["kinds"], EXPERT)
+            if rows is not False:    # w: xi of each row's prompt
+                L_off = expert_nll(pick(logp, rows), pick(mask, rows), pick(mb["w"], rows)) / max(T_off, 1.0)
+            # L = xi * L_off + L_on (xi is inside L_off, row by row)
+            loss = L_off + L_on if L_off is not None and L_on is not None else L_on if L_off is None else L_off
             loss.backward()
             if epoch == 0:
-                stats["on" if kind != "expert" else "off"] += loss.item()
+                stats["on"] += L_on.item() if L_on is not None else 0.0
+                stats["off"] += L_off.item() if L_off is not None else 0.0
         stats["grad_norm"] = training.clip_grads(run, args.max_grad_norm)
         run.opt.step()
         run.opt.zero_grad(set_to_none=True)
-    t3 = time.perf_counter()
-    return dict(stats, R=R, xi=xi, zero_var=zero_var, n_rows=len(rows), T_on=T_on, T_off=T_off,
-                roll_tokens=sum(len(ids) for _, ids, _ in rows), per_rank=per_rank,
-                t_sample=t1 - t0, t_score=t2 - t1, t_train=t3 - t2)
+    positions = training.all_reduce_sum(float(sum(mb["positions"] for mb in mbs)), world)
+    padding = training.all_reduce_sum(float(sum(mb["padding"] for mb in mbs)), world)
+    return dict(stats, T_on=T_on, T_off=T_off, positions=positions, padding=padding)
+
+
+def ahpo_step(args, run, prompts, idx, step, ref=None):
+    """One optimizer step of the method (times --epochs) on the global batch `idx` (prompt
+    indices; this rank takes its share): steps 1-4 (make_groups), then 5-6 (micro_batches,
+    train). Returns what step 7 logs (this rank's sums; main adds them over ranks)."""
+    groups, info = make_groups(args, run, prompts, idx, step)
+    t2 = time.perf_counter()
+    stats = train(args, run, micro_batches(args, run, groups), ref)
+    return dict(info, **stats, t_train=time.perf_counter() - t2)
 
 
 def main(argv=None):
@@ -556,6 +633,8 @@ def main(argv=None):
                "response_len": roll_tokens / max(n_roll, 1.0),
                "loss_on": tot(s["on"]), "loss_off": tot(s["off"]), "grad_norm": s["grad_norm"],
                "tokens_on": T_on, "tokens_off": T_off,
+               # what the forward passes computed, all ranks, one epoch: positions, the padding share
+               "positions": s["positions"], "pad_frac": s["padding"] / max(s["positions"], 1.0),
                "rollout_tok_s": roll_tokens / max(s["t_sample"], 1e-9),
                "train_tok_s": (T_on + T_off) * args.epochs / max(s["t_train"], 1e-9),
                "t_sample": s["t_sample"], "t_score": s["t_score"], "t_train": s["t_train"],

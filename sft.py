@@ -52,8 +52,7 @@ def parse_args(argv=None):
                    help="optimizer steps at most (0: as many as --epochs give)")
     g.add_argument("--batch-size", type=cli.positive_int, default=8,
                    help="sequences per optimizer step, all ranks")
-    g.add_argument("--micro-batch-size", type=cli.positive_int, default=4,
-                   help="sequences per forward pass (does not change the gradient)")
+    cli.micro_batch_flags(g, size=4)
     cli.distributed_flags(p.add_argument_group("distributed"))
     cli.output_flags(p.add_argument_group("output"), "runs/sft", "output folder", save_every=50)
     args = cli.parse(p, argv)
@@ -99,6 +98,28 @@ def schedule(examples, lengths, batch_size, epochs, seed):
     return batches[:max(1, round(epochs * per_epoch))]
 
 
+def micro_batches(args, run, examples, P, C):
+    """This rank's traces of a step as forward passes: --micro-batch-size rows at a time in the
+    schedule's order, padded (the default); or --micro-batch-tokens positions at a time, packed
+    (modelio.pack_batch: no padding) or, with --no-pack, rows sorted by length. P, C: prompt and
+    completion lengths. Returns the batches and the positions and padding they compute."""
+    if args.micro_batch_tokens is None:
+        plans = modelio.plan_micro_batches([(p, [c]) for p, c in zip(P, C)], size=args.micro_batch_size)
+    else:
+        plans = modelio.plan_micro_batches([(p, [c]) for p, c in zip(P, C)], tokens=args.micro_batch_tokens,
+                                           pack=not args.no_pack)
+    out = []
+    for plan in plans:
+        part = [examples[g] for g, _ in plan["groups"]]
+        if args.micro_batch_tokens is not None and not args.no_pack:
+            out.append(modelio.pack_batch(run.proc, [(e["prompt"], [e["completion"]]) for e in part],
+                                          drop_images=run.text_only, max_len=run.max_len))
+        else:
+            out.append(modelio.train_batch(run.proc, [e["prompt"] for e in part], [e["completion"] for e in part],
+                                           drop_images=run.text_only, max_len=run.max_len))
+    return out, sum(p["positions"] for p in plans), sum(p["padding"] for p in plans)
+
+
 def main(argv=None):
     args = parse_args(argv)
     quiet_libraries(args.quiet)   # --quiet: transformers' loading and saving bars too
@@ -136,7 +157,8 @@ def main(argv=None):
               "--text-only for questions that state the puzzle in words)", file=sys.stderr)
     # a trace's answer is at its end: one longer than --max-len is refused or dropped, never cut
     C = modelio.completion_lengths(proc, [e["completion"] for e in examples])   # <|im_end|> included
-    rows = [p + c for p, c in zip(modelio.prompt_lengths(proc, [e["prompt"] for e in examples], run.text_only), C)]
+    P = modelio.prompt_lengths(proc, [e["prompt"] for e in examples], run.text_only)
+    rows = [p + c for p, c in zip(P, C)]
     what = modelio.too_long(examples, rows, run.max_len, "traces")
     if what:
         if not args.drop_long:
@@ -144,7 +166,11 @@ def main(argv=None):
         if master:
             print(f"note: dropped {what}", file=sys.stderr)
         keep = [n <= run.max_len for n in rows]
-        examples, C = [e for e, k in zip(examples, keep) if k], [c for c, k in zip(C, keep) if k]
+        examples, P, C = ([x for x, k in zip(xs, keep) if k] for xs in (examples, P, C))
+    if args.micro_batch_tokens is not None and max(p + c for p, c in zip(P, C)) > args.micro_batch_tokens:
+        raise SystemExit(f"error: --micro-batch-tokens {args.micro_batch_tokens}: a trace of "
+                         f"{max(p + c for p, c in zip(P, C))} tokens (prompt + completion) does not fit; rows "
+                         "are never cut: raise --micro-batch-tokens")
     runs.take(args.out, settings, args.no_resume, RUN_OUTPUTS, rank, training.barrier(world))
     lengths = [c - 1 for c in C]   # the completions' own tokens: what the batches are sorted by
     batches = schedule(examples, lengths, args.batch_size, args.epochs, args.seed)
@@ -161,17 +187,22 @@ def main(argv=None):
         for g in run.opt.param_groups:
             g["lr"] = lr_now = training.lr_at(step, total, run.lr, warmup, args.schedule)
         mine = batches[step][rank::world]  # this rank's share of the global batch
-        micro = [modelio.train_batch(proc, [examples[i]["prompt"] for i in mine[k:k + args.micro_batch_size]],
-                                     [examples[i]["completion"] for i in mine[k:k + args.micro_batch_size]],
-                                     drop_images=run.text_only, max_len=run.max_len)
-                 for k in range(0, len(mine), args.micro_batch_size)]
+        micro, positions, padding = micro_batches(args, run, [examples[i] for i in mine], [P[i] for i in mine],
+                                                  [C[i] for i in mine])
         # the token count of the WHOLE global batch, known before any backward pass
         T = training.all_reduce_sum(float(sum(int(mb["completion_mask"].sum()) for mb in micro)), world)
+        # every rank makes as many forward + backward calls as the busiest (FSDP2): a token budget
+        # can give ranks different counts, the others add calls whose loss is 0
+        n_calls = training.equal_calls(len(micro), world)
         loss_sum = 0.0
-        for mb in micro:
+        for k in range(n_calls):
+            mb = micro[k] if k < len(micro) else micro[0]
             with run.autocast():
                 logp, _ = modelio.logprobs(run.policy, mb, temperature=1.0)
             nll = -(logp * mb["completion_mask"].to(logp.device)).sum()
+            if k >= len(micro):
+                (0.0 * nll).backward()   # a padding call: gradients of exactly 0
+                continue
             (nll / T).backward()   # several processes: FSDP2 sums the gradients over ranks
             loss_sum += nll.item()
         gnorm = training.clip_grads(run, args.max_grad_norm)
@@ -181,9 +212,12 @@ def main(argv=None):
         dt = time.perf_counter() - t0
         done = step + 1
         mem = (torch.cuda.max_memory_allocated(device) / 2 ** 30) if device.type == "cuda" else 0.0
+        positions, padding = (training.all_reduce_sum(float(x), world) for x in (positions, padding))
         training.log_metrics(run, {"step": done, "loss": loss, "tokens": int(T), "tokens_per_s": T / dt,
                                    "lr": lr_now, "grad_norm": gnorm, "mem_gb": mem, "seconds": dt,
-                                   "epoch": done * args.batch_size / len(examples)})
+                                   "epoch": done * args.batch_size / len(examples),
+                                   # what the forward passes computed, all ranks: positions, the padding share
+                                   "positions": positions, "pad_frac": padding / max(positions, 1.0)})
         n_tokens += T
         bar.log(done, f"step {done}/{total} loss {loss:.4f} lr {lr_now:.2e} gnorm {gnorm:.2f} "
                 f"{T / dt:.0f} tok/s (running {n_tokens / (time.perf_counter() - t_start):.0f})")

@@ -141,6 +141,18 @@ def optimizer_flags(g, stage, schedule, warmup, warmup_help):
                    help="clip the gradient's global L2 norm to this")
 
 
+def micro_batch_flags(g, size):
+    """How a step's rows are cut into forward passes: none of these changes the gradient."""
+    g.add_argument("--micro-batch-size", type=positive_int, default=size,
+                   help="rows per forward pass, padded to the longest (when --micro-batch-tokens is not given)")
+    g.add_argument("--micro-batch-tokens", type=positive_int, default=None,
+                   help="positions per forward pass instead: each prompt once with its completions after it, "
+                        "no padding (see --no-pack); the faster choice where completion lengths vary")
+    g.add_argument("--no-pack", action="store_true",
+                   help="with --micro-batch-tokens: rows of their own, sorted by length, padded (for attention "
+                        "kernels that take no block mask)")
+
+
 def distributed_flags(g):
     """Several processes (torchrun) train with FSDP2 on a ("replicate", "shard") device mesh."""
     g.add_argument("--dp-shard", type=positive_int, default=None,
@@ -202,8 +214,8 @@ def output_flags(g, out, out_help, save_every):
 # the maths unchanged (--dp-shard and --offload only where the numbers live and the order of
 # their sums: a checkpoint reshards onto any layout; --report-to only where the numbers are
 # also logged; --config is never recorded, parse() drops it, and is listed for a reader)
-MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "grad_checkpointing", "device", "no_resume", "quiet",
-              "dp_shard", "offload", "report_to", "config")
+MAY_DIFFER = ("save_every", "keep", "micro_batch_size", "micro_batch_tokens", "no_pack", "grad_checkpointing",
+              "device", "no_resume", "quiet", "dp_shard", "offload", "report_to", "config")
 
 
 # ---- --config FILE: a past run's settings (or a file of the same keys) under the flags ------------

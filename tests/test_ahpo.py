@@ -304,10 +304,12 @@ def test_resume_equals_an_uninterrupted_run(toy):
     assert _metrics(toy / "full/metrics.jsonl")[-1]["reward_mean"] == _metrics(toy / "cut/metrics.jsonl")[-1]["reward_mean"]
 
 
-@pytest.mark.parametrize("dp_shard", ["2", "1"])
-def test_two_processes_equal_one(tmp_path, dp_shard):
+@pytest.mark.parametrize("dp_shard,layout", [("2", ()), ("1", ()), ("2", ("--micro-batch-tokens", "1500"))])
+def test_two_processes_equal_one(tmp_path, dp_shard, layout):
     """FSDP2 on two ranks, sharded (--dp-shard 2) or replicated (1): rollouts sampled on the
-    gathered model, the gate's expert rows and LUFFY-free micro-batches padded to equal counts."""
+    gathered model, the gate's expert rows and LUFFY-free micro-batches padded to equal counts;
+    and packed micro-batches under a token budget (--micro-batch-tokens), which give the ranks
+    different numbers of forward passes, against one process's rows of today's layout."""
     # A real task (registered in every process): buy_sell_stock, text-only, tiny VL model.
     import synth
     synth.main(["--split", "train", "--tasks", "buy_sell_stock", "--levels", "1", "--count", "8",
@@ -327,7 +329,7 @@ def test_two_processes_equal_one(tmp_path, dp_shard):
                    cwd=ROOT, check=True, env={**env, "GRADS_OUT": str(tmp_path / "g1.pt")}, capture_output=True)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                         f"--master_port={_free_port()}", "tests/launch.py", "ahpo.py", *common, "--out", str(tmp_path / "two"),
-                        "--dp-shard", dp_shard],
+                        "--dp-shard", dp_shard, *layout],
                        cwd=ROOT, env={**env, "GRADS_OUT": str(tmp_path / "g2.pt")}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     # the first step's summed gradient, before any optimizer step; tolerance: GRAD_RTOL's

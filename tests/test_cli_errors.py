@@ -157,6 +157,12 @@ CASES = [
     ("ahpo-records-missing", "ahpo.py", ["--records", "missing.jsonl", "--out", "runs/x"], ERROR,
      ["missing.jsonl", "not found"], "runs/x"),
     ("ahpo-rollouts-0", "ahpo.py", ["--rollouts", "0"], USAGE, ["--rollouts", "0"], None),
+    # a micro-batch budget that cannot hold one row: refused before any step, never cut
+    ("sft-micro-batch-tokens-too-small", "sft.py", ["--micro-batch-tokens", "10", "--batch-size", "1", "--text-only",
+     "--model", "model_a", "--out", "runs/x"], ERROR, ["--micro-batch-tokens 10", "tokens (prompt + completion) does not fit"], "runs/x"),
+    ("ahpo-micro-batch-tokens-too-small", "ahpo.py", ["--micro-batch-tokens", "10", "--model", "model_a", "--out",
+     "runs/x"], ERROR,
+     ["--micro-batch-tokens 10", "would not fit", "raise --micro-batch-tokens to"], "runs/x"),
     # a folder that is not this stage's run (no run.json beside its files): refused, left as it was
     ("sft-foreign-folder", "sft.py", ["--out", "foreign_run", "--batch-size", "1"], ERROR,
      ["foreign_run", "metrics.jsonl", "no run.json"], None),

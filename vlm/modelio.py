@@ -29,15 +29,20 @@ Simplifications (on purpose):
     with like.
 """
 
+import functools
 import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Qwen2_5_VLForConditionalGeneration,
                           Qwen2VLImageProcessorPil)
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import sdpa_mask
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 
 from harness.chat import check_messages, content_items
@@ -306,14 +311,7 @@ def train_batch(proc, prompts, completions, root=None, drop_images=False, max_le
     rows, comp_lens, enc = [], [], []
     for p, c in zip(prompts, completions):
         e = encode(proc, p, root, True, drop_images)
-        if isinstance(c, str):
-            c_ids = proc.tokenizer(c, add_special_tokens=False)["input_ids"] + [proc.eos_id]
-        elif isinstance(c, (list, tuple)) or torch.is_tensor(c):
-            c_ids = [int(t) for t in c]
-        else:
-            raise ValueError(f"a completion must be a str or a list of token ids, got {type(c).__name__}")
-        if proc.image_token_id is not None and proc.image_token_id in c_ids:
-            raise ValueError(f"a completion contains {IMAGE_PAD}; images belong in the prompt")
+        c_ids = _completion_ids(proc, c)
         if max_len is not None and len(e[0]) + len(c_ids) > max_len:
             raise ValueError(f"prompt of {len(e[0])} + completion of {len(c_ids)} tokens > max_len={max_len} "
                              "(rows are never cut)")
@@ -330,6 +328,155 @@ def train_batch(proc, prompts, completions, root=None, drop_images=False, max_le
                 banned_ids=torch.tensor(proc.banned_ids, dtype=torch.long))
 
 
+def pack_batch(proc, groups, root=None, drop_images=False, max_len=None):
+    """Several prompts and their completions as ONE row, each prompt once: for training on a
+    group (a prompt and its N rollouts, and its expert trace) without running the prompt N times
+    and without padding. groups: [(messages, [completion, ...])], a completion as in train_batch
+    (str: an assistant message, + <|im_end|>; list[int]: token ids as they are).
+
+    The row is prompt_1, its completions, prompt_2, its completions, ... A token attends to the
+    earlier tokens of its own prompt and, in a completion, to the earlier tokens of that same
+    completion: a block-diagonal causal mask (attention_mask, (1, 1, L, L) bool), so each
+    completion sees exactly what it would see in a row of its own. Positions continue each
+    prompt: completion token t sits at (the prompt's last position + 1 + t) on every rope axis,
+    as the sampler decoded it, and each prompt's own positions come from the rope index (3-D
+    for Qwen2.5-VL images). A prompt with a completion longer than max_len is an error, never
+    cut, as in train_batch.
+
+    Returns input_ids (1, L), attention_mask (1, 1, L, L), position_ids, pixel_values,
+    image_grid_thw, banned_ids as train_batch does, and for the completions, numbered in order
+    s = 0..S-1: completion_mask (S, C) (C: the longest completion), and per completion token,
+    in the row's order, tok_at (its position), pred_at (the position whose hidden state
+    predicts it: the token before it, the prompt's last for its first token), seq and col (its
+    completion and place there); segments: per prompt (start, end, [(start, end) of each of
+    its completions]), what packed_attention reads instead of the (L, L) mask. logprobs()
+    returns (S, C) log-probs on this grid."""
+    row, pos, grp, part, enc = [], [], [], [], []
+    tok_at, pred_at, seq, col, lengths, segments = [], [], [], [], [], []
+    for g, (messages, completions) in enumerate(groups):
+        e = encode(proc, messages, root, True, drop_images)
+        enc.append(e)
+        p_ids = e[0]
+        p_pos = _positions(proc, torch.tensor([p_ids]), torch.ones(1, len(p_ids), dtype=torch.long), e[2])
+        start = len(row)
+        row += p_ids
+        pos.append(p_pos.reshape(-1, len(p_ids)))
+        grp += [g] * len(p_ids)
+        part += [-1] * len(p_ids)
+        nxt = int(p_pos.max()) + 1
+        segments.append((start, len(row), []))
+        for c in completions:
+            c_ids = _completion_ids(proc, c)
+            if max_len is not None and len(p_ids) + len(c_ids) > max_len:
+                raise ValueError(f"prompt of {len(p_ids)} + completion of {len(c_ids)} tokens > max_len={max_len} "
+                                 "(rows are never cut)")
+            s = len(lengths)
+            at = len(row)
+            tok_at += range(at, at + len(c_ids))
+            pred_at += [start + len(p_ids) - 1] + list(range(at, at + len(c_ids) - 1))
+            seq += [s] * len(c_ids)
+            col += range(len(c_ids))
+            lengths.append(len(c_ids))
+            segments[-1][2].append((len(row), len(row) + len(c_ids)))
+            row += c_ids
+            pos.append(torch.arange(nxt, nxt + len(c_ids)).expand(pos[-1].shape[0] if pos else 1, -1))
+            grp += [g] * len(c_ids)
+            part += [s] * len(c_ids)
+    L = len(row)
+    grp, part = torch.tensor(grp), torch.tensor(part)
+    i = torch.arange(L)
+    # b visible from a: b <= a, the same group, and b in the prompt or in a's own completion
+    mask = (i[None, :] <= i[:, None]) & (grp[None, :] == grp[:, None]) & ((part[None, :] == -1) | (part[None, :] == part[:, None]))
+    position_ids = torch.cat(pos, dim=-1)
+    position_ids = position_ids[:, None, :] if proc.kind == "qwen2_5_vl" else position_ids
+    comp = torch.zeros(len(lengths), max(lengths, default=0), dtype=torch.long)
+    for s, n in enumerate(lengths):
+        comp[s, :n] = 1
+    pv, grid = _cat_images(enc)
+    return dict(input_ids=torch.tensor([row]), attention_mask=mask[None, None], position_ids=position_ids,
+                pixel_values=pv, image_grid_thw=grid, banned_ids=torch.tensor(proc.banned_ids, dtype=torch.long),
+                completion_mask=comp, tok_at=torch.tensor(tok_at, dtype=torch.long),
+                pred_at=torch.tensor(pred_at, dtype=torch.long), seq=torch.tensor(seq, dtype=torch.long),
+                col=torch.tensor(col, dtype=torch.long), segments=segments)
+
+
+def _completion_ids(proc, c):
+    """A completion's token ids as training appends them: a str is an assistant message (its
+    tokens + <|im_end|>); a list of ids is used as it is (the sampler's, EOS included)."""
+    if isinstance(c, str):
+        ids = proc.tokenizer(c, add_special_tokens=False)["input_ids"] + [proc.eos_id]
+    elif isinstance(c, (list, tuple)) or torch.is_tensor(c):
+        ids = [int(t) for t in c]
+    else:
+        raise ValueError(f"a completion must be a str or a list of token ids, got {type(c).__name__}")
+    if proc.image_token_id is not None and proc.image_token_id in ids:
+        raise ValueError(f"a completion contains {IMAGE_PAD}; images belong in the prompt")
+    return ids
+
+
+def plan_micro_batches(groups, size=None, tokens=None, pack=True):
+    """How the rows of a step are cut into micro-batches. groups: per prompt, (prompt tokens,
+    [completion tokens, ...]). Returns micro-batches, each a list of (group, [completion, ...])
+    indices, and per micro-batch the positions the model will run and how many are padding:
+
+      size=M (no tokens): today's rows, M at a time in the order given, padded to the longest;
+      tokens=K, pack=False: rows sorted by length, as many as fit in K positions padding
+        included (each row its own prompt + completion);
+      tokens=K, pack=True (pack_batch): one row per micro-batch, up to K positions, each
+        prompt once with the completions of its group after it, no padding. A group whose
+        completions do not fit in the room left goes on in the next row, its prompt again.
+
+    A row (prompt + one completion) longer than K is an error: never cut, never dropped.
+    Each micro-batch: {"groups": [(group, [completion, ...])], "positions", "padding",
+    "prompt_positions"} (the last three count what the model computes)."""
+    rows = [(g, i, p + c) for g, (p, cs) in enumerate(groups) for i, c in enumerate(cs)]
+    if tokens is not None:
+        longest = max(rows, key=lambda r: r[2], default=None)
+        if longest is not None and longest[2] > tokens:
+            raise ValueError(f"--micro-batch-tokens {tokens}: a row of {longest[2]} tokens (a prompt of "
+                             f"{groups[longest[0]][0]} and a completion of {groups[longest[0]][1][longest[1]]}) "
+                             "does not fit; rows are never cut, raise --micro-batch-tokens")
+    out = []
+    if tokens is None:                                   # today: `size` rows at a time, as given
+        for k in range(0, len(rows), size):
+            part = rows[k:k + size]
+            out.append((part, len(part) * max(r[2] for r in part)))
+    elif not pack:                                       # sorted rows under a token budget
+        part = []
+        for r in sorted(rows, key=lambda r: r[2]):
+            if part and (len(part) + 1) * r[2] > tokens:
+                out.append((part, len(part) * part[-1][2]))
+                part = []
+            part.append(r)
+        if part:
+            out.append((part, len(part) * part[-1][2]))
+    else:                                                # packed: each prompt once, no padding
+        part, used = [], 0
+        for g, (p, cs) in enumerate(groups):
+            for i in sorted(range(len(cs)), key=lambda i: -cs[i]):
+                here = any(r[0] == g for r in part)
+                need = cs[i] + (0 if here else p)
+                if part and used + need > tokens:
+                    out.append((part, used))
+                    part, used, here, need = [], 0, False, p + cs[i]
+                part.append((g, i, p + cs[i]))
+                used += need
+        if part:
+            out.append((part, used))
+    plans = []
+    for part, positions in out:
+        by_group = {}
+        for g, i, _ in part:
+            by_group.setdefault(g, []).append(i)
+        packed = tokens is not None and pack
+        plans.append(dict(groups=list(by_group.items()), positions=positions,
+                          padding=0 if packed else positions - sum(r[2] for r in part),
+                          # prompt positions run: once per group in a packed row, once per row else
+                          prompt_positions=sum(groups[g][0] for g in by_group) if packed
+                          else sum(groups[g][0] for g, _, _ in part)))
+    return plans
+
+
 def _to(batch, device):
     return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
@@ -343,11 +490,55 @@ def _vision_inputs(batch):
 # Log-probs for training (and for checking the sampler)
 
 def _token_logp(head, h, targets, T, banned):
-    """log p(target) and entropy for a chunk of hidden states: fp32 logits / T, vision masked."""
+    """log p(target) and entropy for a chunk of hidden states: fp32 logits / T, vision masked.
+    T: a float, or one temperature per token, (n, 1)."""
     z = mask_banned(head(h).float() / T, banned)
     logp = z.log_softmax(-1)
     ent = -(logp.exp() * logp.clamp(min=torch.finfo(logp.dtype).min)).sum(-1)  # 0 * -inf -> 0
     return logp.gather(1, targets[:, None]).squeeze(1), ent
+
+
+# Attention over a packed row that computes only what the block mask lets through: each prompt
+# causally over itself, then each of its completions over [the prompt, itself]. The dense mask
+# of pack_batch costs (prompt + all completions)^2 positions per group, most of them masked (one
+# completion never sees another); this costs prompt^2 / 2 + sum of completion x (prompt +
+# completion). Registered as an attention implementation of transformers, it is reached
+# through the model's own layers (so FSDP2's hooks run as usual), and it is plain sdpa for any
+# call without `segments` (sampling's prefill, evaluation).
+PACKED_ATTENTION = "mmhelix_packed"
+
+
+def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, segments=None, **kw):
+    if segments is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kw)
+    q, k, v = query[0], key[0], value[0]                  # (heads, L, head_dim); K/V may have fewer heads
+    gqa = q.shape[0] != k.shape[0]
+    sdpa = functools.partial(F.scaled_dot_product_attention, scale=scaling, enable_gqa=gqa)
+    out = []
+    for ps, pe, completions in segments:
+        out.append(sdpa(q[:, ps:pe], k[:, ps:pe], v[:, ps:pe], is_causal=True))
+        for cs, ce in completions:
+            n, p = ce - cs, pe - ps
+            seen = torch.ones(n, p + n, dtype=torch.bool, device=q.device)
+            seen[:, p:] = seen[:, p:].tril()
+            out.append(sdpa(q[:, cs:ce], torch.cat([k[:, ps:pe], k[:, cs:ce]], 1),
+                            torch.cat([v[:, ps:pe], v[:, cs:ce]], 1), attn_mask=seen))
+    return torch.cat(out, 1).transpose(0, 1)[None], None   # (1, L, heads, head_dim), as transformers wants
+
+
+AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
+
+
+def use_packed_attention(model):
+    """The text decoder's attention becomes packed_attention (sdpa for any ordinary call)."""
+    model.set_attn_implementation({"text_config": PACKED_ATTENTION} if hasattr(model.config, "text_config")
+                                  else PACKED_ATTENTION)
+
+
+def _packed_attention_on(model):
+    cfg = model.config.get_text_config()
+    return getattr(cfg, "_attn_implementation", None) == PACKED_ATTENTION
 
 
 class Policy(torch.nn.Module):
@@ -374,7 +565,9 @@ def logprobs(model, batch, temperature=1.0, chunk=1024):
     a time (re-computed in backward under autograd), so (B, L, V) fp32 logits never exist.
     Returns (logp, entropy), both (B, L) fp32, nonzero only where completion_mask is 1.
     Gradients flow when called with grad enabled (sft.py, ahpo.py); wrap in torch.no_grad()
-    for old-policy log-probs. `model`: a model, or a Policy (then its forward runs)."""
+    for old-policy log-probs. `model`: a model, or a Policy (then its forward runs).
+    A pack_batch() gives (S, C) instead, one row per completion. temperature: a float, or a
+    tensor with one per row (train_batch) or per completion (pack_batch)."""
     if isinstance(model, Policy):
         return model(batch, temperature, chunk)
     return _logprobs(model, batch, temperature, chunk)
@@ -383,26 +576,35 @@ def logprobs(model, batch, temperature=1.0, chunk=1024):
 def _logprobs(model, batch, temperature, chunk, device=None):
     b = _to(batch, device or model.device)
     ids, mask, comp = b["input_ids"], b["attention_mask"], b["completion_mask"]
+    extra = {}
+    if "segments" in b and _packed_attention_on(model):   # the blocks only, not the (L, L) mask
+        extra, mask = {"segments": b["segments"]}, None
     hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=b["position_ids"],
-                              use_cache=False, **_vision_inputs(b)).last_hidden_state
-    # the hidden state at t predicts token t + 1
-    rows, cols = comp[:, 1:].nonzero(as_tuple=True)
-    h, targets = hidden[rows, cols], ids[rows, cols + 1]
+                              use_cache=False, **_vision_inputs(b), **extra).last_hidden_state
+    if "pred_at" in b:   # pack_batch: one row; its completions' tokens go to their own (S, C) grid
+        h, targets = hidden[0, b["pred_at"]], ids[0, b["tok_at"]]
+        rows, at = b["seq"], (b["seq"], b["col"])
+        zeros = torch.zeros(comp.shape, dtype=torch.float32, device=ids.device)
+    else:                # train_batch: the hidden state at t predicts token t + 1 of its row
+        rows, cols = comp[:, 1:].nonzero(as_tuple=True)
+        h, targets = hidden[rows, cols], ids[rows, cols + 1]
+        at = (rows, cols + 1)
+        zeros = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+    # a temperature per completion (a row's, or a packed completion's): one per token
+    T = temperature[rows].to(h.device)[:, None].float() if torch.is_tensor(temperature) else float(temperature)
     head = model.get_output_embeddings()
     banned = b.get("banned_ids")
     lp, ent = [], []
     for s in range(0, len(targets), chunk):
-        args = (head, h[s:s + chunk], targets[s:s + chunk], float(temperature), banned)
+        args = (head, h[s:s + chunk], targets[s:s + chunk], T if isinstance(T, float) else T[s:s + chunk], banned)
         if torch.is_grad_enabled():
             a, e = torch.utils.checkpoint.checkpoint(_token_logp, *args, use_reentrant=False)
         else:
             a, e = _token_logp(*args)
         lp.append(a)
         ent.append(e)
-    zeros = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
     if not lp:
         return zeros, zeros.clone()
-    at = (rows, cols + 1)
     return zeros.index_put(at, torch.cat(lp)), zeros.index_put(at, torch.cat(ent))
 
 

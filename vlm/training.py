@@ -525,6 +525,8 @@ def setup(args, stage, rank, world, device):
         model, proc = modelio.load(model_path, device=device, dtype=dtype, **pixels)
         trainable(model, args.freeze_vision, args.grad_checkpointing)
         policy = modelio.Policy(model)
+    if getattr(args, "micro_batch_tokens", None) and not getattr(args, "no_pack", False):
+        modelio.use_packed_attention(model)   # packed rows: attention over the blocks only
     params = [p for p in policy.parameters() if p.requires_grad]
     if sharded and not all(type(p).__name__ == "DTensor" for p in params):   # see shard()
         raise RuntimeError("FSDP2: a unit is still gathered; the optimizer would hold copies FSDP2 discards")
@@ -546,6 +548,8 @@ def load_reference(run):
     else:
         ref = modelio.Policy(modelio.load(run.model_path, device=run.device, dtype=run.dtype, **run.pixels)[0])
     ref.requires_grad_(False)
+    if modelio._packed_attention_on(run.model):   # the same batches as the policy's
+        modelio.use_packed_attention(ref.model)
     return ref
 
 
