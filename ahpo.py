@@ -3,7 +3,7 @@
     python ahpo.py                                   # runs/sft/final (or a tiny model) -> runs/ahpo/
     python ahpo.py --mode grpo --model BASE          # Table 2 baselines (grpo, sft, static, luffy) -> runs/<mode>/
     torchrun --nproc_per_node=8 ahpo.py --model runs/sft/final --prompts-per-step 128 \\
-        --max-new-tokens 8192 --grad-checkpointing                         # FSDP2 over the 8 GPUs
+        --max-new-tokens 8192 --max-len 10240 --micro-batch-tokens 20480 --grad-checkpointing   # FSDP2, 8 GPUs
 
 For a prompt x with expert trace y* and N rollouts tau_1..tau_N from pi_old:
 

@@ -3,7 +3,7 @@
     python sft.py                                       # tiny offline model, data/traces.jsonl -> runs/sft/
     python sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --data data/traces.jsonl --lr 1e-5 --epochs 3
     torchrun --nproc_per_node=8 sft.py --model /ckpt/Qwen2.5-VL-7B-Instruct --batch-size 128 \\
-        --micro-batch-size 1 --grad-checkpointing --freeze-vision          # FSDP2 over the 8 GPUs
+        --micro-batch-tokens 8192 --grad-checkpointing --freeze-vision          # FSDP2 over the 8 GPUs
     torchrun --nnodes 2 --nproc_per_node 8 --node-rank R --rdzv-endpoint HOST:29500 sft.py ...   # HSDP
 
 The loss is the negative log-likelihood of the assistant turn only (prompt and image tokens
