@@ -17,6 +17,7 @@ import re
 import pytest
 from reward_shapes import REAL, SHAPES, time_jobs
 from test_response_styles import grid_rows, wrong
+from test_tasks import mutated
 
 from tasks import TASKS, extract_answer, formats, make_record, score
 from tasks.base import LEVELS, MAX_ANSWER_CHARS
@@ -334,17 +335,7 @@ def fuzz_replies(rng, gold, n):
             toks[k:k + 1] = [] if rng.random() < 0.5 else [toks[k]] * rng.randint(2, 5)
             s = "".join(toks)
         elif kind < 0.9:                                 # character mutations
-            s = list(s)
-            for _ in range(rng.randint(1, 6)):
-                i = rng.randrange(len(s) + 1)
-                op = rng.random()
-                if op < 0.4 and s:
-                    s[min(i, len(s) - 1)] = rng.choice(alphabet)
-                elif op < 0.7:
-                    s.insert(i, rng.choice(alphabet))
-                elif s:
-                    del s[min(i, len(s) - 1)]
-            s = "".join(s)
+            s = mutated(s, alphabet, rng, rng.randint(1, 6))
         else:                                            # the alphabet at random, any length
             s = "".join(rng.choice(alphabet) for _ in range(rng.choice([5, 50, 500, 5000])))
         for _ in range(rng.randint(1, 3)):

@@ -116,17 +116,22 @@ def _fuzz_strings(rng, gold):
         n = rng.choice([1, 3, 10, 50, 300])
         yield "".join(rng.choice(alphabet) for _ in range(n))
     for _ in range(1000):  # mutations of the gold answer: near misses of every shape
-        s = list(gold)
-        for _ in range(rng.randint(1, 4)):
-            op = rng.random()
-            i = rng.randrange(len(s) + 1)
-            if op < 0.4 and s:
-                s[min(i, len(s) - 1)] = rng.choice(alphabet)
-            elif op < 0.7:
-                s.insert(i, rng.choice(alphabet))
-            elif s:
-                del s[min(i, len(s) - 1)]
-        yield "".join(s)
+        yield mutated(gold, alphabet, rng, rng.randint(1, 4))
+
+
+def mutated(text, alphabet, rng, times):
+    """`text` with `times` random edits: a character replaced, inserted or deleted."""
+    s = list(text)
+    for _ in range(times):
+        op = rng.random()
+        i = rng.randrange(len(s) + 1)
+        if op < 0.4 and s:
+            s[min(i, len(s) - 1)] = rng.choice(alphabet)
+        elif op < 0.7:
+            s.insert(i, rng.choice(alphabet))
+        elif s:
+            del s[min(i, len(s) - 1)]
+    return "".join(s)
 
 
 @pytest.mark.parametrize("name", NAMES)
