@@ -248,7 +248,10 @@ def test_loads_without_console_error_and_summary_matches(browser, demo):
     want = {"overall": summary["overall"], **{f"group:{g}": v for g, v in summary["per_group"].items()},
             **{f"task:{t}": v for t, v in summary["per_task"].items()},
             **{f"level:{k}": v for k, v in summary["per_level"].items()}}
-    assert dom.cells == {**{k: f"{v:.1f}" for k, v in want.items()},
+    counts = {**{f"empty:{t}": str(v) for t, v in summary["per_task_empty"].items()},
+              **{f"cut:{t}": str(v) for t, v in summary["per_task_cut"].items()}}
+    assert set(counts) == {f"{k}:{t}" for k in ("empty", "cut") for t in summary["per_task"]}
+    assert dom.cells == {**{k: f"{v:.1f}" for k, v in want.items()}, **counts,
                          "n": str(summary["n"]), "n_correct": str(summary["n_correct"])}
     assert 0 < summary["n_correct"] < summary["n"]      # the demo has both verdicts
     assert sum(not e["hidden"] for e in dom.entries) == len(rows) == summary["n"]
