@@ -2,13 +2,13 @@
 code it should have, one line naming the file, line or field, no traceback, and every file
 that existed before keeps its bytes. Cases that fail in the parser or on their data cost a
 process start; the few that need a finished run share one tiny run (session fixture)."""
-import hashlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from snapshot import snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OK, ERROR, USAGE = 0, 1, 2     # sys.exit("error: ...") exits 1; argparse's p.error exits 2
@@ -57,16 +57,6 @@ def _run(d, script, *args, check=False):
     if check:
         assert p.returncode == 0, p.stderr[-2000:]
     return p
-
-
-def _snapshot(d):
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            path = os.path.join(root, f)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, d)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 # (id, script, args, exit code, words the message line must hold, a path that must not appear)
@@ -200,13 +190,13 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_cleanly(world, case):
     _, script, args, code, words, absent = case
-    before = _snapshot(world)
+    before = snapshot(world)
     p = _run(world, script, *args)
     assert p.returncode == code, p.stderr[-2000:]
     assert "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if all(w in ln for w in words)]
     assert lines, f"no single line holds {words}:\n{p.stderr[-2000:]}"
-    after = _snapshot(world)
+    after = snapshot(world)
     changed = [f for f in before if after.get(f) != before[f]]
     assert not changed, changed
     if absent:

@@ -3,7 +3,6 @@ survived, every record answered exactly once, nothing lost on a kill, nothing re
 rerun, failures kept as failures, the key never written, images sent as the record's bytes, and
 --export-requests equal to what is sent."""
 import base64
-import hashlib
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ import evaluate
 import synth
 import tasks
 from fake_endpoint import FakeEndpoint
+from snapshot import snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = "maze,buy_sell_stock,graph_isomorphism,h_index"
@@ -42,10 +42,6 @@ def _args(bench, srv, out, *extra):
 
 def _lines(path):
     return [json.loads(line) for line in open(path)]
-
-
-def _snapshot(d):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
 
 
 def test_faults_are_survived_and_every_record_answered_once(bench, tmp_path):
@@ -285,7 +281,7 @@ def test_a_rerun_with_other_settings_is_refused_and_touches_nothing(bench, tmp_p
     out = tmp_path / "out"
     try:
         evaluate.main(_args(bench, srv, out, "--limit", "2"))
-        before, n = _snapshot(out), len(srv.log)
+        before, n = snapshot(out), len(srv.log)
         args = _args(bench, srv, out)
         i = args.index(change[0]) if change[0] in args else None
         if i is not None:
@@ -294,7 +290,7 @@ def test_a_rerun_with_other_settings_is_refused_and_touches_nothing(bench, tmp_p
             args += change
         with pytest.raises(SystemExit) as e:
             evaluate.main(args)
-        after = _snapshot(out)
+        after = snapshot(out)
         # the selection, concurrency and retries may change: the replies made stay valid
         s = evaluate.main(_args(bench, srv, out, "--concurrency", "1", "--retries", "1", "--tasks", "maze"))
     finally:

@@ -1,7 +1,6 @@
 """Files that are not ours (issue 31): each stage's outputs, when a file of that name exists but
 the stage did not write it (no run.json beside it, or not its format), are refused in one line
 before anything is written, and every file there keeps its bytes; --overwrite replaces them."""
-import hashlib
 import json
 import os
 
@@ -11,6 +10,7 @@ import elicit
 import evaluate
 import synth
 from fake_endpoint import FakeEndpoint
+from snapshot import snapshot
 
 FOREIGN = '{"id": 1}\n'
 
@@ -27,23 +27,14 @@ def _records(pool):
     return [json.loads(line) for line in open(pool / "train/records.jsonl")]
 
 
-def _snapshot(d):
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            out[os.path.relpath(p, d)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-    return out
-
-
 def _refused(run, folder, *words):
     """run() exits with one line holding every word, and `folder` is left exactly as it was."""
-    before = _snapshot(folder)
+    before = snapshot(folder)
     with pytest.raises(SystemExit) as e:
         run()
     msg = str(e.value)
     assert msg.startswith("error: ") and "\n" not in msg and all(w in msg for w in words), msg
-    assert _snapshot(folder) == before
+    assert snapshot(folder) == before
     return msg
 
 

@@ -7,7 +7,6 @@ scored through verl_score, easyr1_score and trl_reward. TRL's own trainer runs i
 tests/test_rl_trl.py (slow), verl's own dataset class in tests/test_rl_verl.py (slow, when a
 verl venv exists).
 """
-import hashlib
 import json
 import os
 import random
@@ -26,20 +25,10 @@ import synth  # noqa: E402
 from harness import export as ex  # noqa: E402
 from tasks import TASKS, build_prompt, record_images, score  # noqa: E402
 from tasks import reward as rw  # noqa: E402
+from snapshot import snapshot  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = sorted(TASKS)
-
-
-def _files(d):
-    """{relative path: sha256} of every file under d."""
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, d)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def _copy_records(src, dst, images=True):
@@ -152,13 +141,13 @@ def test_row_images_are_the_records_png_bytes_and_prompts_are_the_projects(name,
 
 def test_export_is_deterministic_and_the_same_from_an_existing_folder(world):
     d, _ = world
-    gen, again = _files(d / "gen"), _files(d / "again")
+    gen, again = snapshot(d / "gen"), snapshot(d / "again")
     outs = [p for p in gen if p.endswith(".parquet") or p.startswith("hf" + os.sep)]
     assert {"verl.parquet", "easyr1.parquet", os.path.join("hf", "state.json")} <= set(outs)
     assert all(gen[p] == again[p] for p in outs), [p for p in outs if gen[p] != again.get(p)]
     # and a second export over the first writes the same bytes, leaving no temporary behind
     ex.export(str(d / "again"), ["verl", "easyr1", "hf"])
-    assert _files(d / "again") == again
+    assert snapshot(d / "again") == again
 
 
 def test_verl_parquet_reads_back_with_the_nested_types_verl_uses(world):
@@ -267,14 +256,14 @@ def test_export_module_imports_no_datasets_pyarrow_or_torch_until_an_export_runs
 def test_a_missing_package_is_one_line_naming_it(world, monkeypatch, capsys):
     d, _ = world
     monkeypatch.setitem(sys.modules, "datasets", None)     # what an environment without it does
-    before = _files(d / "text")
+    before = snapshot(d / "text")
     with pytest.raises(ex.ExportError, match="needs the 'datasets' package") as e:
         ex.export(str(d / "text"), ["hf"], text_only=True)
     assert "\n" not in str(e.value)
     with pytest.raises(SystemExit) as e:                 # synth.py: before it generates anything
         synth.main(["--out", str(d / "none"), "--export", "verl", "--quiet"])
     assert "needs the 'datasets' package" in str(e.value.code) and not (d / "none").exists()
-    assert _files(d / "text") == before
+    assert snapshot(d / "text") == before
 
 
 # ---- bad input: one line, the exit code, nothing written --------------------------------------------
@@ -309,11 +298,11 @@ def test_a_broken_line_names_the_file_and_line_and_writes_nothing(world, tmp_pat
     lines = [json.dumps(r) for r in recs[:3]]
     (tmp_path / "records.jsonl").write_text(lines[0] + "\n" + lines[1][:40] + "\n" + lines[2] + "\n")
     (tmp_path / "verl.parquet").write_bytes(b"an earlier export")     # left as it was
-    before = _files(tmp_path)
+    before = snapshot(tmp_path)
     p = _synth(tmp_path, "--out", ".", "--no-images", "--export", "verl,easyr1,hf", "--export-only")
     assert p.returncode == 1
     _one_line(p, "records.jsonl:2", "not valid JSON")
-    assert _files(tmp_path) == before and not (tmp_path / "hf").exists()
+    assert snapshot(tmp_path) == before and not (tmp_path / "hf").exists()
 
 
 def test_a_missing_image_and_a_duplicate_id_name_their_line_and_field(world, tmp_path, capsys):
@@ -327,11 +316,11 @@ def test_a_missing_image_and_a_duplicate_id_name_their_line_and_field(world, tmp
              ([{**recs[0], "images": []}], "easyr1", ["records.jsonl:1", "field 'images'", "--no-images"])]
     for lines, fmt, words in cases:
         (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-        before = _files(tmp_path)
+        before = snapshot(tmp_path)
         code, err = _refused(capsys, *out, fmt)
         assert code == 1
         _has_line(err, *words)
-        assert _files(tmp_path) == before
+        assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("value,words", [("verl,parquet", ["--export", "'parquet'", "known: verl, easyr1, hf"]),
