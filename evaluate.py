@@ -679,10 +679,7 @@ def from_model(args, records, root, problems):
     # while rank 0 clears them
     runs.take(args.out, settings, args.overwrite, OUTPUTS + (runs.RUN_FILE,), rank, training.barrier(world))
     model_path = generate(args, records, root, rank, world, device)
-    if world > 1:
-        import torch.distributed as dist
-        dist.barrier()  # every rank's file is complete before rank 0 reads them
-    training.dist_close()
+    training.dist_close()   # its barrier: every rank's file is complete before rank 0 reads them
     if rank != 0:
         return None
     responses, more = read_rank_files(args.out)

@@ -8,7 +8,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.slow   # ~60-80 s on 2 cores: in CI's slow tier, kept out of the 10-minute default
+@pytest.mark.slow   # 72-84 s on 2 cores: in CI's slow tier, kept out of the 10-minute default
 def test_demo_script_runs_the_five_stages(tmp_path):
     for name in os.listdir(ROOT):   # a fresh checkout: code only, no data/ or runs/
         if name.endswith(".py") or name in ("demo.sh", "tasks", "vlm", "harness"):

@@ -263,7 +263,7 @@ def test_bf16_two_processes_agree_with_one_within_bf16_rounding(data):
         assert {t.dtype for t in load_file(data / run / "final/model.safetensors").values()} == {torch.bfloat16}
 
 
-@pytest.mark.slow   # ~60-80 s on 2 cores: in CI's slow tier, kept out of the 10-minute default
+@pytest.mark.slow   # 44-56 s on 2 cores: in CI's slow tier, kept out of the 10-minute default
 def test_checkpoint_of_four_processes_resumes_at_two_and_one(data):
     """DCP: a run of 4 processes (full shard) checkpoints at step 2 of 3; the same folder then
     resumes at 2 processes (--dp-shard 2 and 1) and at 1, each saying so in one line; step 3's
